@@ -1,0 +1,74 @@
+"""Command-line entry points: each composes a Hydra config and calls the library.
+
+``COMMANDS`` maps a command name to ``(module:function, summary)``; the same functions are
+installed as ``s2f-<name>`` console scripts and run as ``python -m speech2face <name>``.
+Modules are imported only when their command runs, so ``--help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from typing import Any
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "spectrogram": (
+        "speech2face.cli.spectrogram:main",
+        "turn an audio or video file into the voice encoder's input (.npy, optional .png)",
+    ),
+}
+
+
+def fail(message: str, prog: str | None = None, code: int = 2) -> None:
+    """Print ``<prog>: error: <message>`` on one line to stderr and exit with ``code``."""
+    prog = prog or _prog()
+    print(f"{prog}: error: {' '.join(str(message).split())}", file=sys.stderr)
+    raise SystemExit(code)
+
+
+def _prog() -> str:
+    import os
+
+    return os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "speech2face"
+
+
+def hydra_entry(config_name: str) -> Callable[[Callable[[Any], Any]], Callable[[], None]]:
+    """Turn ``task(cfg)`` into a console-script ``main()`` that composes ``configs/<name>``.
+
+    User errors (:class:`speech2face.errors.S2FError`, missing ``???`` values) become one
+    line on stderr and exit status 2; the config directory is absolute, so the command works
+    from any working directory.
+    """
+
+    def decorate(task: Callable[[Any], Any]) -> Callable[[], None]:
+        @functools.wraps(task)
+        def main() -> None:
+            import hydra
+            from omegaconf.errors import MissingMandatoryValue
+
+            from speech2face.config import config_dir
+            from speech2face.errors import S2FError
+
+            try:
+                path = str(config_dir())
+            except S2FError as error:
+                fail(str(error))
+
+            @hydra.main(version_base="1.3", config_path=path, config_name=config_name)
+            def _run(cfg: Any) -> Any:
+                try:
+                    return task(cfg)
+                except S2FError as error:
+                    fail(str(error))
+                except MissingMandatoryValue as error:
+                    key = getattr(error, "full_key", None) or "a required value"
+                    fail(f"missing required value '{key}': pass {key}=...")
+                except KeyboardInterrupt:
+                    fail("interrupted", code=130)
+
+            _run()
+
+        return main
+
+    return decorate

@@ -1,0 +1,36 @@
+"""Where the Hydra configs live, and composing them from Python."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from speech2face.errors import ConfigError
+
+CONFIG_DIR_ENV = "S2F_CONFIG_DIR"
+
+
+def config_dir() -> Path:
+    """Absolute path of the ``configs/`` directory (``$S2F_CONFIG_DIR`` overrides it).
+
+    An absolute path lets every entry point compose its config from any working directory.
+    """
+    override = os.environ.get(CONFIG_DIR_ENV)
+    path = Path(override) if override else Path(__file__).resolve().parent.parent / "configs"
+    if not path.is_dir():
+        raise ConfigError(
+            f"config directory {path} not found; set {CONFIG_DIR_ENV} to the project's configs/"
+        )
+    return path
+
+
+def compose(config_name: str, overrides: list[str] | None = None):
+    """Compose ``configs/<config_name>.yaml`` with command-line style overrides.
+
+    Returns an ``omegaconf.DictConfig``; handy in notebooks and tests.
+    """
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        return hydra_compose(config_name=config_name, overrides=list(overrides or []))
