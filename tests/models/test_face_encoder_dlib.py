@@ -1,0 +1,61 @@
+import copy
+import pickle
+
+import pytest
+import torch
+
+from speech2face.models import DlibFaceEncoder, FaceEncoderError, build_face_encoder
+from tests.models.faces import draw_face, face_batch
+
+
+@pytest.fixture(scope="module")
+def dlib_encoder() -> DlibFaceEncoder:
+    return build_face_encoder("dlib")
+
+
+def test_dlib_feature_is_128d_and_unit_scale(dlib_encoder):
+    crops = face_batch(draw_face())
+    features = dlib_encoder(crops)
+    assert features.shape == (1, 128)
+    assert features.dtype == torch.float32
+    assert 0.5 < features.norm(dim=1).item() < 2.0
+    assert dlib_encoder.dim == 128
+    assert not dlib_encoder.has_logits
+    assert not dlib_encoder.differentiable
+
+
+def test_dlib_is_deterministic_and_batch_independent(dlib_encoder):
+    a, b = draw_face(), draw_face(skin=(140, 100, 80), eye_gap=0.03, face_width=0.04)
+    batch = dlib_encoder(face_batch(a, b, a))
+    assert torch.equal(batch[0], batch[2])
+    assert torch.equal(dlib_encoder(face_batch(a))[0], batch[0])
+    assert torch.equal(dlib_encoder(face_batch(b))[0], batch[1])
+    assert (batch[0] - batch[1]).norm() > 1e-3
+
+
+def test_dlib_accepts_a_150_chip_unchanged(dlib_encoder):
+    """A 150x150 chip skips the resize: dlib sees exactly the uint8 pixels given."""
+    import numpy as np
+
+    chip = draw_face(size=150)
+    direct = np.asarray(dlib_encoder._net.compute_face_descriptor(chip), dtype=np.float32)
+    ours = dlib_encoder(face_batch(chip))[0].numpy()
+    np.testing.assert_array_equal(ours, direct)
+
+
+def test_dlib_copies_and_pickles(dlib_encoder):
+    crops = face_batch(draw_face())
+    clone = pickle.loads(pickle.dumps(dlib_encoder))
+    assert torch.equal(clone(crops), dlib_encoder(crops))
+    assert copy.deepcopy(dlib_encoder).model_path == dlib_encoder.model_path
+
+
+def test_dlib_rejects_bad_input(dlib_encoder, tmp_path):
+    with pytest.raises(FaceEncoderError, match=r"\(B, 3, 224, 224\)"):
+        dlib_encoder(torch.zeros(1, 224, 224))
+    with pytest.raises(FaceEncoderError, match="not found"):
+        DlibFaceEncoder(model_path=tmp_path / "missing.dat")
+    with pytest.raises(FaceEncoderError, match="no classification head"):
+        dlib_encoder.logits(torch.zeros(1, 128))
+    with pytest.raises(FaceEncoderError, match="unknown face encoder 'nope'"):
+        build_face_encoder("nope")
