@@ -1,0 +1,77 @@
+"""The command-line surface: ``python -m speech2face`` and ``s2f-spectrogram``."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import soundfile as sf
+
+from speech2face.cli import COMMANDS
+from tests.media import tone
+
+
+def run(args, cwd):
+    return subprocess.run(
+        [sys.executable, "-m", "speech2face", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_help_lists_every_command(tmp_path):
+    result = run(["--help"], tmp_path)
+    assert result.returncode == 0
+    for name in COMMANDS:
+        assert name in result.stdout
+
+
+def test_unknown_command_is_a_one_line_error(tmp_path):
+    result = run(["no-such-command"], tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0
+    assert "unknown command" in result.stderr
+
+
+def test_spectrogram_command_from_another_directory(tmp_path):
+    source = tmp_path / "voice.wav"
+    sf.write(source, tone(440.0, 3.0, 22_050), 22_050)
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    result = run(["spectrogram", f"input={source}", "png=preview.png"], work)
+    assert result.returncode == 0, result.stderr
+    spec = np.load(tmp_path / "voice.spec.npy")
+    assert spec.shape == (2, 598, 257) and spec.dtype == np.float32
+    assert (work / "preview.png").stat().st_size > 1000
+    assert not (work / "outputs").exists()  # utility commands leave no Hydra run dir
+
+
+def test_spectrogram_three_seconds(tmp_path):
+    source = tmp_path / "voice.flac"
+    sf.write(source, tone(440.0, 5.0, 16_000), 16_000)
+    result = run(["spectrogram", f"input={source}", "output=short.npy", "seconds=3"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert np.load(tmp_path / "short.npy").shape == (2, 298, 257)
+
+
+def test_bad_input_gives_one_line_and_no_output(tmp_path):
+    bad = tmp_path / "bad.wav"
+    bad.write_text("not audio")
+    cases = [
+        ["spectrogram", f"input={bad}", "output=out.npy"],
+        ["spectrogram", f"input={tmp_path / 'missing.wav'}", "output=out.npy"],
+        ["spectrogram", "output=out.npy"],
+        ["spectrogram", f"input={bad}", "output=out.npy", "seconds=-1"],
+    ]
+    for args in cases:
+        result = run(args, tmp_path)
+        assert result.returncode != 0, args
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1, result.stderr
+        assert lines[0].startswith("s2f-spectrogram: error:"), lines
+        assert "Traceback" not in result.stderr
+        assert not (tmp_path / "out.npy").exists()
+    assert list(tmp_path.glob(".out*")) == []  # no temporary leftovers
