@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "speech2face.cli.spectrogram:main",
         "turn an audio or video file into the voice encoder's input (.npy, optional .png)",
     ),
+    "weights": ("speech2face.cli.weights:main", "list pretrained weight files, or fetch one"),
 }
 
 

