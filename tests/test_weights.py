@@ -1,0 +1,262 @@
+"""The weights registry: download from file:// and a local HTTP server, verify, resume."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import os
+import re
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from speech2face import weights
+from speech2face.weights import REGISTRY, WeightsEntry, WeightsError
+
+PAYLOAD = bytes(range(256)) * 4099  # ~1 MiB: more than one download chunk
+
+
+def make_entry(url: str, payload: bytes = PAYLOAD, sha256: bool = True, size: bool = True):
+    return WeightsEntry(
+        name="test",
+        filename="test.pth",
+        url=url,
+        sha256=hashlib.sha256(payload).hexdigest() if sha256 else None,
+        size=len(payload) if size else None,
+        description="test file",
+    )
+
+
+@pytest.fixture
+def source(tmp_path) -> Path:
+    path = tmp_path / "server" / "test.pth"
+    path.parent.mkdir()
+    path.write_bytes(PAYLOAD)
+    return path
+
+
+@pytest.fixture(autouse=True)
+def online(monkeypatch):
+    monkeypatch.delenv(weights.OFFLINE_ENV, raising=False)
+
+
+class RangeHandler(http.server.BaseHTTPRequestHandler):
+    """Serves PAYLOAD at any path; honours ``Range: bytes=N-`` unless ``honour_range`` is off."""
+
+    honour_range = True
+    seen_ranges: list[str | None] = []
+
+    def do_GET(self):  # noqa: N802 (http.server's naming)
+        requested = self.headers.get("Range")
+        type(self).seen_ranges.append(requested)
+        match = re.fullmatch(r"bytes=(\d+)-", requested or "")
+        if match and self.honour_range:
+            start = int(match.group(1))
+            if start >= len(PAYLOAD):
+                self.send_response(416)
+                self.send_header("Content-Range", f"bytes */{len(PAYLOAD)}")
+                self.end_headers()
+                return
+            body = PAYLOAD[start:]
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(PAYLOAD) - 1}/{len(PAYLOAD)}")
+        else:
+            body = PAYLOAD
+            self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def server():
+    """A local HTTP server on 127.0.0.1; yields (base URL, handler class)."""
+    handler = type("Handler", (RangeHandler,), {"seen_ranges": [], "honour_range": True})
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}", handler
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_fetch_from_file_url_verifies_and_renames(tmp_path, source):
+    entry = make_entry(source.as_uri())
+    cache = tmp_path / "cache"
+    path = weights.fetch(entry, cache_dir=cache, progress=False)
+    assert path == cache / "test.pth"
+    assert path.read_bytes() == PAYLOAD
+    assert not (cache / "test.pth.part").exists()
+    assert weights.status(entry, cache) == "cached"
+    # A second call uses the cache: the source may be gone.
+    source.unlink()
+    assert weights.fetch(entry, cache_dir=cache, progress=False) == path
+
+
+def test_checksum_mismatch_removes_the_download(tmp_path, source):
+    entry = make_entry(source.as_uri(), payload=b"something else")
+    entry = WeightsEntry(**{**entry.__dict__, "size": None})
+    cache = tmp_path / "cache"
+    with pytest.raises(WeightsError, match="SHA-256") as info:
+        weights.fetch(entry, cache_dir=cache, progress=False)
+    assert "\n" not in str(info.value)
+    assert list(cache.iterdir()) == []
+
+
+def test_size_mismatch_is_reported(tmp_path, source):
+    entry = WeightsEntry(**{**make_entry(source.as_uri()).__dict__, "size": 7, "sha256": None})
+    with pytest.raises(WeightsError, match="expected 7"):
+        weights.fetch(entry, cache_dir=tmp_path / "cache", progress=False)
+
+
+def test_unverified_entry_downloads(tmp_path, source):
+    entry = make_entry(source.as_uri(), sha256=False, size=False)
+    assert not entry.verified
+    path = weights.fetch(entry, cache_dir=tmp_path / "cache", progress=False)
+    assert path.read_bytes() == PAYLOAD
+
+
+def test_offline_names_file_url_and_path(tmp_path, source, monkeypatch):
+    entry = make_entry(source.as_uri())
+    cache = tmp_path / "cache"
+    monkeypatch.setenv(weights.OFFLINE_ENV, "1")
+    with pytest.raises(WeightsError) as info:
+        weights.fetch(entry, cache_dir=cache, progress=False)
+    message = str(info.value)
+    assert "\n" not in message
+    assert "test.pth" in message and entry.url in message and str(cache / "test.pth") in message
+    assert weights.OFFLINE_ENV in message
+    assert not cache.exists() or list(cache.iterdir()) == []
+    monkeypatch.delenv(weights.OFFLINE_ENV)
+    with pytest.raises(WeightsError, match="downloads are disabled"):
+        weights.fetch(entry, cache_dir=cache, download=False)
+
+
+def test_failed_download_says_where_to_put_the_file(tmp_path):
+    missing = tmp_path / "nowhere" / "test.pth"
+    entry = make_entry(missing.as_uri())
+    cache = tmp_path / "cache"
+    with pytest.raises(WeightsError) as info:
+        weights.fetch(entry, cache_dir=cache, progress=False)
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith("could not download test.pth")
+    assert entry.url in message and str(cache / "test.pth") in message
+
+
+def test_file_url_restarts_a_leftover_part(tmp_path, source):
+    entry = make_entry(source.as_uri())
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "test.pth.part").write_bytes(b"garbage from an older download")
+    path = weights.fetch(entry, cache_dir=cache, progress=False)
+    assert path.read_bytes() == PAYLOAD
+
+
+def test_http_resumes_with_a_range_request(tmp_path, server):
+    base, handler = server
+    entry = make_entry(f"{base}/test.pth")
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "test.pth.part").write_bytes(PAYLOAD[:300_000])
+    assert weights.status(entry, cache) == "partial (300000 bytes)"
+    path = weights.fetch(entry, cache_dir=cache, progress=False)
+    assert path.read_bytes() == PAYLOAD
+    assert handler.seen_ranges == ["bytes=300000-"]
+
+
+def test_http_restarts_when_range_is_ignored(tmp_path, server):
+    base, handler = server
+    handler.honour_range = False
+    entry = make_entry(f"{base}/test.pth")
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "test.pth.part").write_bytes(b"x" * 1000)
+    path = weights.fetch(entry, cache_dir=cache, progress=False)
+    assert path.read_bytes() == PAYLOAD
+    assert handler.seen_ranges == ["bytes=1000-"]
+
+
+def test_http_complete_part_is_verified_and_kept(tmp_path, server):
+    base, handler = server
+    entry = make_entry(f"{base}/test.pth")
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "test.pth.part").write_bytes(PAYLOAD)  # server answers 416
+    path = weights.fetch(entry, cache_dir=cache, progress=False)
+    assert path.read_bytes() == PAYLOAD
+    assert handler.seen_ranges == [f"bytes={len(PAYLOAD)}-"]
+
+
+def test_http_fresh_download_sends_no_range(tmp_path, server):
+    base, handler = server
+    path = weights.fetch(make_entry(f"{base}/x"), cache_dir=tmp_path / "c", progress=False)
+    assert path.read_bytes() == PAYLOAD
+    assert handler.seen_ranges == [None]
+
+
+def test_resolve_registry_name_path_and_missing(tmp_path, monkeypatch):
+    monkeypatch.setenv(weights.HOME_ENV, str(tmp_path / "home"))
+    monkeypatch.setenv(weights.OFFLINE_ENV, "1")
+    local = tmp_path / "mine.pth"
+    local.write_bytes(b"x")
+    assert weights.resolve(str(local)) == local
+    with pytest.raises(WeightsError, match="not found"):
+        weights.resolve(tmp_path / "absent.pth")
+    with pytest.raises(WeightsError) as info:
+        weights.resolve("vgg_face_dag")
+    expected = tmp_path / "home" / "weights" / "vgg_face_dag.pth"
+    assert str(expected) in str(info.value)
+    expected.parent.mkdir(parents=True)
+    expected.write_bytes(b"placed by hand")
+    assert weights.resolve("vgg_face_dag") == expected
+
+
+def test_registry_entries_are_well_formed():
+    assert {"vgg_face_dag", "facenet_vggface2"} <= set(REGISTRY)
+    for entry in REGISTRY.values():
+        assert entry.url.startswith("https://")
+        assert entry.url.rsplit("/", 1)[1] == entry.filename
+        assert entry.sha256 is None or re.fullmatch(r"[0-9a-f]{64}", entry.sha256)
+    assert not REGISTRY["vgg_face_dag"].verified  # no published checksum
+    assert REGISTRY["facenet_vggface2"].url.endswith("v2.2.9/20180402-114759-vggface2.pt")
+    with pytest.raises(WeightsError, match="unknown weights 'nope'"):
+        weights.get_entry("nope")
+
+
+def test_home_defaults_and_override(monkeypatch, tmp_path):
+    monkeypatch.delenv(weights.HOME_ENV, raising=False)
+    assert weights.weights_home() == Path("~/.cache/speech2face/weights").expanduser()
+    monkeypatch.setenv(weights.HOME_ENV, str(tmp_path))
+    assert weights.weights_home() == tmp_path / "weights"
+
+
+def run_cli(args, tmp_path, **env):
+    return subprocess.run(
+        [sys.executable, "-m", "speech2face", "weights", *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, weights.HOME_ENV: str(tmp_path / "home"), **env},
+    )
+
+
+def test_cli_lists_entries_and_reports_missing_files(tmp_path):
+    listing = run_cli([], tmp_path)
+    assert listing.returncode == 0, listing.stderr
+    assert "vgg_face_dag" in listing.stdout and "facenet_vggface2" in listing.stdout
+    assert "unverified" in listing.stdout and "missing" in listing.stdout
+    fetch = run_cli(["action=fetch", "name=vgg_face_dag"], tmp_path, S2F_OFFLINE="1")
+    assert fetch.returncode == 2
+    assert fetch.stderr.strip().count("\n") == 0
+    assert str(tmp_path / "home" / "weights" / "vgg_face_dag.pth") in fetch.stderr
+    assert "robots.ox.ac.uk" in fetch.stderr
