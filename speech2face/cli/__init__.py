@@ -18,6 +18,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "turn an audio or video file into the voice encoder's input (.npy, optional .png)",
     ),
     "weights": ("speech2face.cli.weights:main", "list pretrained weight files, or fetch one"),
+    "preprocess": (
+        "speech2face.cli.preprocess:main",
+        "videos (AVSpeech, VoxCeleb2, a manifest) -> training shards; resumable, parallel",
+    ),
 }
 
 

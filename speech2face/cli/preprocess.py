@@ -1,0 +1,66 @@
+"""``s2f-preprocess``: source segments -> shards, manifest, failures and stats (resumable)."""
+
+from __future__ import annotations
+
+from omegaconf import DictConfig
+
+from speech2face.cli import hydra_entry
+
+ACTIONS = ("preprocess", "features", "merge")
+
+
+@hydra_entry("preprocess")
+def main(cfg: DictConfig) -> dict:
+    from speech2face.data.preprocess import (
+        PreprocessOptions,
+        encoder_from_config,
+        merge_outputs,
+        preprocess,
+        recompute_features,
+        source_from_config,
+    )
+    from speech2face.errors import ConfigError
+
+    if cfg.action not in ACTIONS:
+        raise ConfigError(f"action must be one of {', '.join(ACTIONS)}, got '{cfg.action}'")
+    out = str(cfg.output_dir)
+    jobs = {k: _int(cfg, k) for k in ("shard_index", "num_shards")}
+    if cfg.action == "merge":
+        result = merge_outputs(out)
+    else:
+        factory, name = encoder_from_config(cfg.face_encoder)
+        common = dict(device=str(cfg.device), progress=bool(cfg.progress), **jobs)
+        if cfg.action == "features":
+            batch = _int(cfg, "feature_batch_size")
+            result = recompute_features(out, factory, name, batch_size=batch, **common)
+        else:
+            names = PreprocessOptions.__dataclass_fields__
+            options = PreprocessOptions(**{k: cfg[k] for k in names})
+            result = preprocess(
+                source_from_config(cfg.source), out, factory, name, options,
+                shard_size=_int(cfg, "shard_size"), workers=_int(cfg, "workers"),
+                feature_batch_size=_int(cfg, "feature_batch_size"), **common,
+            )  # fmt: skip
+    print(summary(out, cfg.action, result))
+    return result
+
+
+def _int(cfg: DictConfig, key: str) -> int:
+    from speech2face.errors import ConfigError
+
+    value = cfg[key]
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{key} must be an integer, got {value!r}")
+    return value
+
+
+def summary(out: str, action: str, result: dict) -> str:
+    if action == "features":
+        return f"{out}: features of {result['samples']} samples ({result['rewritten']} shards rewritten)"
+    if result.get("complete") is False:
+        return (
+            f"{out}: {result['chunks_done']} of {result['chunks']} chunks done (other jobs pending)"
+        )
+    reasons = ", ".join(f"{k} {v}" for k, v in result["failures_by_reason"].items())
+    failed = f"{result['failed']} failed ({reasons})" if reasons else "0 failed"
+    return f"{out}: kept {result['kept']} of {result['segments']} segments, {failed}; {result['shards']} shards"

@@ -1,0 +1,317 @@
+"""The training dataset: stream preprocessed shards, yield (waveform, face feature, ...).
+
+Shards are read sequentially as tar streams from a local directory or from URLs
+(``http://``, ``https://``, ``file://``), so a data set on a web server or object store
+trains without a local copy. Every (DDP rank, loader worker) pair is one *consumer*; each
+epoch, the shard list (shuffled with the epoch's seed when training, identically on every
+rank) is dealt out to the consumers, so every sample is read exactly once per epoch. With
+fewer shards than consumers, consumers sharing a shard take every k-th sample of it.
+
+Waveforms follow the paper: training takes a random 6 s window of the stored segment
+(segments shorter than 6 s are tiled, :func:`speech2face.audio.fit_to_length`), evaluation
+the first 6 s. Spectrograms are computed on the device in the training step
+(:func:`speech2face.audio.spectrogram`), not here.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+import re
+import urllib.request
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from speech2face.audio import N_SAMPLES, SAMPLE_RATE, fit_to_length
+from speech2face.data.shards import decode_wav, iter_tar_samples, read_npy
+from speech2face.errors import S2FError
+
+__all__ = [
+    "ShardDataset",
+    "build_loader",
+    "collate",
+    "expand_urls",
+    "shard_urls",
+]
+
+URL_TIMEOUT_SECONDS = 60
+PCM_SCALE = 32768.0  # int16 -> float in [-1, 1)
+_RANGE = re.compile(r"\{(\d+)\.\.(\d+)\}")
+
+
+def _is_url(text: str) -> bool:
+    return text.startswith(("http://", "https://", "file://"))
+
+
+def expand_urls(pattern: str) -> list[str]:
+    """Expand numeric ranges: ``"a/train-{000000..000002}.tar"`` -> three names (width kept)."""
+    match = _RANGE.search(pattern)
+    if match is None:
+        return [pattern]
+    first, last = match.group(1), match.group(2)
+    width = len(first)
+    out = []
+    for number in range(int(first), int(last) + 1):
+        out += expand_urls(
+            pattern[: match.start()] + f"{number:0{width}d}" + pattern[match.end() :]
+        )
+    return out
+
+
+def _read_text(location: str) -> str | None:
+    """A small text file from a path or URL; ``None`` when it does not exist."""
+    if _is_url(location):
+        try:
+            with urllib.request.urlopen(location, timeout=URL_TIMEOUT_SECONDS) as response:
+                return response.read().decode("utf-8")
+        except OSError:
+            return None
+    path = Path(location)
+    return path.read_text() if path.is_file() else None
+
+
+def shard_urls(root: str, split: str) -> list[tuple[str, int | None]]:
+    """``(url or path, sample count or None)`` of a split's shards under ``root``.
+
+    ``root`` is an output directory of ``s2f-preprocess`` (local or a URL): its
+    ``shards.json`` lists the shards; a local directory without it (a run still going) is
+    globbed for ``shards/<split>-*.tar``.
+    """
+    root = str(root).rstrip("/")
+    index = _read_text(f"{root}/shards.json")
+    if index is not None:
+        try:
+            entries = json.loads(index).get(split, [])
+        except (json.JSONDecodeError, AttributeError):
+            raise S2FError(f"{root}/shards.json is not a valid shard index") from None
+        return [(f"{root}/{entry['path']}", int(entry["samples"])) for entry in entries]
+    if _is_url(root):
+        raise S2FError(f"{root}/shards.json not found: is this an s2f-preprocess output?")
+    shards = sorted((Path(root) / "shards").glob(f"{split}-*.tar"))
+    return [(str(path), None) for path in shards]
+
+
+def _open(location: str) -> IO[bytes]:
+    if _is_url(location):
+        return urllib.request.urlopen(location, timeout=URL_TIMEOUT_SECONDS)
+    return open(location, "rb")
+
+
+class ShardDataset(IterableDataset):
+    """Samples of one split, streamed from shards.
+
+    Args:
+        root: an ``s2f-preprocess`` output directory or its URL (uses ``shards.json``).
+        split: ``train``, ``val`` or ``test`` (with ``root``).
+        urls: explicit shard paths/URLs instead of ``root`` (a list, or one string with
+            ``{000000..000009}`` ranges).
+        train: random 6 s windows and shuffling (``True``) or the first 6 s in order.
+        clip_samples: waveform length (96,000 = 6 s at 16 kHz, the paper's).
+        with_image: also yield the aligned crop, ``(3, 224, 224)`` uint8.
+        with_landmarks: also yield the 68 landmarks, ``(68, 2)`` float32 crop pixels.
+        require_audio: skip face-only samples (no ``.wav``); ``False`` yields them with an
+            all-zero waveform and ``has_audio`` False (for training the face decoder).
+        shuffle_buffer: samples kept for shuffling when training (0: shard order only).
+        seed: base of the per-epoch shard order and of the per-consumer random windows.
+        rank, world_size: the DDP process; default: ``torch.distributed`` when it is
+            initialised, else 0 of 1.
+
+    Each item is a dict: ``wav`` ``(clip_samples,)`` float32, ``feature`` ``(D,)`` float32,
+    ``has_audio`` bool, ``key``, ``speaker`` and ``meta`` (the sample's JSON), plus
+    ``image`` / ``landmarks`` when asked for.
+    """
+
+    def __init__(
+        self,
+        root: str | None = None,
+        split: str = "train",
+        urls: Sequence[str] | str | None = None,
+        train: bool = True,
+        clip_samples: int = N_SAMPLES,
+        with_image: bool = False,
+        with_landmarks: bool = False,
+        require_audio: bool = True,
+        shuffle_buffer: int = 256,
+        seed: int = 0,
+        rank: int | None = None,
+        world_size: int | None = None,
+    ) -> None:
+        super().__init__()
+        if (root is None) == (urls is None):
+            raise S2FError("give ShardDataset either root (with split) or urls")
+        if root is not None:
+            entries = shard_urls(str(root), split)
+        else:
+            listed = (
+                expand_urls(urls)
+                if isinstance(urls, str)
+                else [u for x in urls for u in expand_urls(x)]
+            )
+            entries = [(u, None) for u in listed]
+        if not entries:
+            raise S2FError(f"no shards found for split '{split}' in {root if root else urls}")
+        self.shards = [u for u, _ in entries]
+        counts = [n for _, n in entries]
+        self.num_samples = None if any(n is None for n in counts) else sum(counts)  # type: ignore[arg-type]
+        self.train = train
+        self.clip_samples = int(clip_samples)
+        self.with_image = with_image
+        self.with_landmarks = with_landmarks
+        self.require_audio = require_audio
+        self.shuffle_buffer = int(shuffle_buffer) if train else 0
+        self.seed = int(seed)
+        self._rank = rank
+        self._world_size = world_size
+        self.epoch = 0
+        self._iterations = 0  # epochs run by this copy (persistent loader workers)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch's shard order (call before each epoch, like DistributedSampler)."""
+        self.epoch = int(epoch)
+
+    def _ranks(self) -> tuple[int, int]:
+        if self._rank is not None or self._world_size is not None:
+            rank, world = int(self._rank or 0), int(self._world_size or 1)
+        elif torch.distributed.is_available() and torch.distributed.is_initialized():
+            rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
+        else:
+            rank, world = 0, 1
+        if not 0 <= rank < world:
+            raise S2FError(f"rank {rank} is outside world size {world}")
+        return rank, world
+
+    def assignment(self, epoch: int, rank: int, world: int, worker: int, workers: int):
+        """``[(shard, stride, offset)]`` read by one consumer in ``epoch``: it keeps the
+        samples whose index in the shard is ``offset`` modulo ``stride``."""
+        order = list(self.shards)
+        if self.train:
+            random.Random(self.seed * 1_000_003 + epoch).shuffle(order)
+        consumers = world * workers
+        me = rank * workers + worker
+        if len(order) >= consumers:
+            return [(shard, 1, 0) for shard in order[me::consumers]]
+        sharing = len(range(me % len(order), consumers, len(order)))  # consumers on my shard
+        return [(order[me % len(order)], sharing, me // len(order))]
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        rank, world = self._ranks()
+        info = get_worker_info()
+        worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        epoch = self.epoch + self._iterations
+        self._iterations += 1
+        rng = np.random.default_rng([self.seed, epoch, rank, worker])
+        stream = self._samples(self.assignment(epoch, rank, world, worker, workers), rng)
+        if self.shuffle_buffer > 1:
+            stream = _shuffled(stream, self.shuffle_buffer, rng)
+        yield from stream
+
+    def _samples(self, plan, rng: np.random.Generator) -> Iterator[dict[str, Any]]:
+        for shard, stride, offset in plan:
+            try:
+                with _open(shard) as f:
+                    for index, (key, members) in enumerate(iter_tar_samples(f)):
+                        if index % stride != offset:
+                            continue
+                        sample = self._decode(key, members, rng)
+                        if sample is not None:
+                            yield sample
+            except OSError as error:
+                raise S2FError(f"cannot read shard {shard}: {error}") from None
+
+    def _decode(self, key: str, members: dict[str, bytes], rng: np.random.Generator):
+        meta = json.loads(members["json"])
+        has_audio = "wav" in members
+        if not has_audio and self.require_audio:
+            return None
+        if has_audio:
+            pcm, rate = decode_wav(members["wav"])
+            if rate != SAMPLE_RATE:
+                raise S2FError(f"{key}: audio at {rate} Hz, expected {SAMPLE_RATE}")
+            wav = torch.from_numpy(pcm.astype(np.float32) / PCM_SCALE)
+            if self.train and wav.numel() > self.clip_samples:
+                start = int(rng.integers(0, wav.numel() - self.clip_samples + 1))
+                wav = wav[start : start + self.clip_samples]
+            wav = fit_to_length(wav, self.clip_samples)
+        else:
+            wav = torch.zeros(self.clip_samples)
+        sample: dict[str, Any] = {
+            "wav": wav,  # (clip_samples,)
+            "feature": torch.from_numpy(read_npy(members["feat.npy"]).astype(np.float32)),  # (D,)
+            "has_audio": has_audio,
+            "key": key,
+            "speaker": meta.get("speaker", ""),
+            "meta": meta,
+        }
+        if self.with_image:
+            from PIL import Image
+
+            with Image.open(io.BytesIO(members["jpg"])) as image:
+                array = np.asarray(image.convert("RGB"))
+            sample["image"] = torch.from_numpy(array.copy()).permute(2, 0, 1)  # (3, 224, 224)
+        if self.with_landmarks:
+            sample["landmarks"] = torch.from_numpy(read_npy(members["lm68.npy"]))  # (68, 2)
+        return sample
+
+
+def _shuffled(stream: Iterator[dict], size: int, rng: np.random.Generator) -> Iterator[dict]:
+    """Shuffle a stream with a buffer of ``size`` samples (WebDataset's scheme)."""
+    buffer: list[dict] = []
+    for sample in stream:
+        if len(buffer) < size:
+            buffer.append(sample)
+            continue
+        i = int(rng.integers(0, size))
+        buffer[i], sample = sample, buffer[i]
+        yield sample
+    order = rng.permutation(len(buffer))
+    for i in order:
+        yield buffer[int(i)]
+
+
+def collate(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Stack a list of samples into a batch.
+
+    Returns ``wav`` ``(B, clip_samples)``, ``feature`` ``(B, D)``, ``has_audio`` ``(B,)``
+    bool, ``image`` ``(B, 3, 224, 224)`` uint8 and ``landmarks`` ``(B, 68, 2)`` when the
+    samples have them, and ``key`` / ``speaker`` / ``meta`` lists.
+    """
+    if not samples:
+        raise ValueError("cannot collate an empty batch")
+    batch: dict[str, Any] = {
+        "wav": torch.stack([s["wav"] for s in samples]),
+        "feature": torch.stack([s["feature"] for s in samples]),
+        "has_audio": torch.tensor([bool(s["has_audio"]) for s in samples]),
+        "key": [s["key"] for s in samples],
+        "speaker": [s["speaker"] for s in samples],
+        "meta": [s["meta"] for s in samples],
+    }
+    for name in ("image", "landmarks"):
+        if name in samples[0]:
+            batch[name] = torch.stack([s[name] for s in samples])
+    return batch
+
+
+def build_loader(
+    dataset: ShardDataset,
+    batch_size: int,
+    num_workers: int = 2,
+    drop_last: bool | None = None,
+    pin_memory: bool = False,
+) -> DataLoader:
+    """A DataLoader over ``dataset`` with :func:`collate` (drops the last partial batch
+    when training unless told otherwise; persistent workers keep epochs distinct)."""
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        collate_fn=collate,
+        drop_last=dataset.train if drop_last is None else drop_last,
+        pin_memory=pin_memory,
+        persistent_workers=num_workers > 0,
+    )

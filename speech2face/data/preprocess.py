@@ -1,0 +1,1000 @@
+"""Preprocessing: source segments -> shards of (audio, aligned face, landmarks, feature).
+
+Work is split into *chunks*: the segments of one split, in the source's order, cut into
+blocks of ``shard_size``. Chunk ``k`` of split ``s`` is named ``s-%06d`` and writes
+
+- ``shards/<name>.tar``: its kept samples (at most ``shard_size``), written under a
+  temporary name and renamed when complete (no tar when nothing was kept);
+- ``parts/<name>.json``: its manifest lines, failure lines and timings, renamed into place
+  after the tar. The part file is the chunk's commit: a chunk is done exactly when it
+  exists.
+
+A run killed at any moment and started again with the same arguments redoes only the
+chunks without a part file; chunk contents depend on nothing but the chunk's segments, so
+the result equals an uninterrupted run's. Machines split the work with ``shard_index`` /
+``num_shards`` (chunk ``g`` in plan order belongs to ``g % num_shards``); whichever job
+finds every part file present writes the merged ``manifest.jsonl``, ``failures.jsonl``,
+``shards.json`` and ``stats.json``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import threading
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from speech2face.audio import SAMPLE_RATE
+from speech2face.data.media import (
+    MediaError,
+    frame_times,
+    probe,
+    read_frames,
+    read_image,
+    read_pcm16,
+)
+from speech2face.data.shards import TarSampleWriter, encode_wav, json_bytes, npy_bytes
+from speech2face.data.sources import SPLITS, BadRow, Item, Segment, Source
+from speech2face.errors import ConfigError, S2FError
+
+__all__ = [
+    "FORMAT_VERSION",
+    "Chunk",
+    "OutputLayout",
+    "PreprocessOptions",
+    "SegmentProcessor",
+    "merge_outputs",
+    "plan_chunks",
+    "preprocess",
+    "process_chunk",
+    "recompute_features",
+    "build_target",
+    "encoder_from_config",
+    "source_from_config",
+]
+
+FORMAT_VERSION = 1  # bump when the shard layout changes
+STAGES = ("locate", "audio", "video", "detect", "align", "features", "write")
+WATCHDOG_SECONDS = 1.0  # how often a worker checks that its parent is still alive
+POLL_SECONDS = 0.2  # how often the parent refreshes the progress bar
+
+EncoderFactory = Callable[[], Any]  # () -> face encoder: (B, 3, 224, 224) in [0, 1] -> (B, D)
+
+
+@dataclass(frozen=True)
+class PreprocessOptions:
+    """Per-segment settings (each changes the output, so each is part of the run's identity).
+
+    Args:
+        frames_per_clip: frames decoded evenly across the segment, searched for the most
+            frontal face.
+        min_seconds: segments with less audio are rejected (``too_short``).
+        max_seconds: at most this much audio is kept per segment.
+        min_face_prob, min_face_size: MTCNN detections below these are ignored.
+        detect_max_side: frames are downscaled to this longer side for detection only.
+        jpeg_quality: quality of the stored crops.
+    """
+
+    frames_per_clip: int = 5
+    min_seconds: float = 3.0
+    max_seconds: float = 10.0
+    min_face_prob: float = 0.9
+    min_face_size: int = 40
+    detect_max_side: int = 640
+    jpeg_quality: int = 95
+
+    def __post_init__(self) -> None:
+        if self.frames_per_clip < 1:
+            raise ConfigError(f"frames_per_clip must be >= 1, got {self.frames_per_clip}")
+        if not 0 < self.min_seconds <= self.max_seconds:
+            raise ConfigError(
+                f"need 0 < min_seconds <= max_seconds, got {self.min_seconds}, {self.max_seconds}"
+            )
+        if not 0.0 <= self.min_face_prob <= 1.0:
+            raise ConfigError(f"min_face_prob must be in [0, 1], got {self.min_face_prob}")
+        if self.detect_max_side < 64:
+            raise ConfigError(f"detect_max_side must be >= 64, got {self.detect_max_side}")
+        if not 1 <= self.jpeg_quality <= 100:
+            raise ConfigError(f"jpeg_quality must be in 1..100, got {self.jpeg_quality}")
+
+
+@dataclass
+class Chunk:
+    """One unit of work: up to ``shard_size`` consecutive items of one split."""
+
+    index: int  # position in the plan; job ``index % num_shards`` processes it
+    name: str  # "<split>-<k:06d>"
+    split: str
+    items: list[Item] = field(default_factory=list)
+
+
+def plan_chunks(items: Sequence[Item], shard_size: int) -> list[Chunk]:
+    """Cut each split's items, in order, into chunks of ``shard_size``; splits in SPLITS order."""
+    if shard_size < 1:
+        raise ConfigError(f"shard_size must be >= 1, got {shard_size}")
+    by_split: dict[str, list[Item]] = defaultdict(list)
+    for item in items:
+        by_split[item.split].append(item)
+    chunks: list[Chunk] = []
+    for split in SPLITS:
+        group = by_split.get(split, [])
+        for k, start in enumerate(range(0, len(group), shard_size)):
+            chunks.append(
+                Chunk(
+                    len(chunks), f"{split}-{k:06d}", split, list(group[start : start + shard_size])
+                )
+            )
+    return chunks
+
+
+@dataclass(frozen=True)
+class OutputLayout:
+    """Where everything lives under ``root``."""
+
+    root: Path
+
+    @property
+    def shards(self) -> Path:
+        return self.root / "shards"
+
+    @property
+    def parts(self) -> Path:
+        return self.root / "parts"
+
+    def shard(self, name: str) -> Path:
+        return self.shards / f"{name}.tar"
+
+    def part(self, name: str) -> Path:
+        return self.parts / f"{name}.json"
+
+    @property
+    def run_file(self) -> Path:
+        return self.root / "run.json"
+
+    def make(self) -> None:
+        try:
+            self.shards.mkdir(parents=True, exist_ok=True)
+            self.parts.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise S2FError(f"cannot create {self.root}: {error.strerror or error}") from None
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``.<name>.tmp`` beside ``path``, then rename it into place."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` -> ``cuda`` when a GPU is present, else ``cpu``; other names pass through."""
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+# --------------------------------------------------------------------------- one segment
+
+
+@dataclass
+class _Kept:
+    key: str
+    members: dict[str, bytes]  # everything but the metadata and the feature
+    meta: dict[str, Any]  # becomes <key>.json once the feature is known
+    crop: np.ndarray  # (224, 224, 3) uint8, the JPEG as decoded (the encoder's input)
+    manifest: dict[str, Any]
+
+
+class SegmentProcessor:
+    """Turns segments into samples in one process; models are built on first use.
+
+    Args:
+        source: locates each segment's media (and downloads it when enabled).
+        options: per-segment settings.
+        encoder_factory: builds the face encoder (called once, in the worker).
+        encoder_name: recorded with every feature.
+        device: torch device for MTCNN and the encoder (``auto``: GPU when present).
+        feature_batch_size: crops per encoder call.
+    """
+
+    def __init__(
+        self,
+        source: Source,
+        options: PreprocessOptions,
+        encoder_factory: EncoderFactory,
+        encoder_name: str,
+        device: str = "auto",
+        feature_batch_size: int = 32,
+    ) -> None:
+        self.source = source
+        self.options = options
+        self.encoder_factory = encoder_factory
+        self.encoder_name = encoder_name
+        self.device = resolve_device(device)
+        self.feature_batch_size = max(1, int(feature_batch_size))
+        self.timings: Counter[str] = Counter()
+        self._detector = None
+        self._landmarker = None
+        self._encoder = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()  # models are rebuilt where the processor lands
+        state.update(_detector=None, _landmarker=None, _encoder=None)
+        return state
+
+    # models -----------------------------------------------------------------
+    @property
+    def detector(self):
+        if self._detector is None:
+            from speech2face.faces import FaceDetector
+
+            self._detector = FaceDetector(
+                device=self.device,
+                max_side=self.options.detect_max_side,
+                min_face_size=self.options.min_face_size,
+            )
+        return self._detector
+
+    @property
+    def landmarker(self):
+        if self._landmarker is None:
+            from speech2face.faces import Landmarker
+
+            self._landmarker = Landmarker()
+        return self._landmarker
+
+    @property
+    def encoder(self):
+        if self._encoder is None:
+            encoder = self.encoder_factory()
+            if hasattr(encoder, "to"):
+                encoder = encoder.to(self.device)
+            if hasattr(encoder, "eval"):
+                encoder.eval()
+            self._encoder = encoder
+        return self._encoder
+
+    def features(self, crops: Sequence[np.ndarray]) -> np.ndarray:
+        """``crops``: B arrays ``(224, 224, 3)`` uint8 -> ``(B, D)`` float16 features."""
+        import torch
+
+        out = []
+        for start in range(0, len(crops), self.feature_batch_size):
+            batch = np.stack(crops[start : start + self.feature_batch_size])
+            images = torch.from_numpy(batch).permute(0, 3, 1, 2).float().div_(255.0)
+            with torch.inference_mode():
+                feats = self.encoder(images.to(self.device))  # (B, D)
+            out.append(feats.float().cpu().numpy())
+        return np.concatenate(out).astype(np.float16)
+
+    # one segment ------------------------------------------------------------
+    def _timed(self, stage: str, fn: Callable[[], Any]) -> Any:
+        start = time.perf_counter()
+        try:
+            return fn()
+        finally:
+            self.timings[stage] += time.perf_counter() - start
+
+    def process(self, segment: Segment) -> _Kept:
+        """Audio, best face, crop, landmarks and metadata of ``segment`` (no feature yet).
+
+        Raises :class:`MediaError` with the reason the segment is rejected.
+        """
+        opts = self.options
+        media = self._timed("locate", lambda: self.source.locate(segment))
+        audio_path = media.video or media.audio
+        if media.video is not None:
+            info = self._timed("audio", lambda: probe(media.video))
+            if not info.has_video:
+                raise MediaError("no_video_stream", f"{media.video.name}: has no video stream")
+            if not info.has_audio:
+                raise MediaError("no_audio_stream", f"{media.video.name}: has no audio stream")
+        wanted = opts.max_seconds
+        if segment.end is not None:
+            wanted = min(wanted, segment.end - segment.start)
+        if wanted < opts.min_seconds:
+            raise MediaError("too_short", f"segment is {wanted:.2f} s, need {opts.min_seconds:g} s")
+        pcm = None
+        if audio_path is not None:
+            pcm = self._timed(
+                "audio", lambda: read_pcm16(audio_path, media.offset, wanted, opts.min_seconds)
+            )
+        duration = wanted if pcm is None else pcm.size / SAMPLE_RATE
+
+        if media.video is not None:
+            times = frame_times(media.offset, media.offset + duration, opts.frames_per_clip)
+            frames = self._timed("video", lambda: read_frames(media.video, times))
+            if not frames:
+                raise MediaError("decode_error", f"{media.video.name}: no frame could be decoded")
+        else:
+            assert media.image is not None
+            image = self._timed("video", lambda: read_image(media.image))
+            frames = [(0.0, image)]
+
+        best = self._timed("detect", lambda: self._best_face(segment, frames))
+        if best is None:
+            raise MediaError("no_face", f"no face found in {len(frames)} frame(s)")
+        frame_index, detection, score = best
+        return self._timed(
+            "align",
+            lambda: self._sample(
+                segment, media, frames, frame_index, detection, score, pcm, duration
+            ),
+        )
+
+    def _best_face(self, segment: Segment, frames: list[tuple[float, np.ndarray]]):
+        from speech2face.faces import frontality, pick_detection
+
+        by_size: dict[tuple[int, ...], list[int]] = defaultdict(list)
+        for i, (_, frame) in enumerate(frames):
+            by_size[frame.shape].append(i)
+        detections: list[list] = [[] for _ in frames]
+        for indices in by_size.values():  # frames of one video share a size: one batch
+            found = self.detector.detect(np.stack([frames[i][1] for i in indices]))
+            for i, dets in zip(indices, found, strict=True):
+                detections[i] = dets
+        best = None
+        for i, ((_, frame), dets) in enumerate(zip(frames, detections, strict=True)):
+            centre = None
+            if segment.face_xy is not None:
+                centre = (segment.face_xy[0] * frame.shape[1], segment.face_xy[1] * frame.shape[0])
+            chosen = pick_detection(
+                dets,
+                centre,
+                min_prob=self.options.min_face_prob,
+                min_size=self.options.min_face_size,
+            )
+            if chosen is None:
+                continue
+            score = frontality(chosen.landmarks)
+            if best is None or (score, chosen.prob) > (best[2], best[1].prob):
+                best = (i, chosen, score)
+        return best
+
+    def _sample(
+        self, segment, media, frames, frame_index, detection, score, pcm, duration
+    ) -> _Kept:
+        from PIL import Image
+
+        from speech2face.faces import align_face, transform_points
+
+        frame_time, frame = frames[frame_index]
+        crop, matrix = align_face(frame, detection.landmarks)
+        buffer = io.BytesIO()
+        Image.fromarray(crop).save(buffer, format="JPEG", quality=self.options.jpeg_quality)
+        jpeg = buffer.getvalue()
+        with Image.open(io.BytesIO(jpeg)) as decoded:
+            crop = np.asarray(decoded.convert("RGB"))  # what every later reader sees
+        lm68 = self.landmarker(crop)
+        media_name = (media.video or media.audio or media.image).name
+        face = {
+            "frame_time": round(frame_time - media.offset, 3),
+            "frame_size": [int(frame.shape[1]), int(frame.shape[0])],
+            "box": _rounded(detection.box),
+            "prob": round(float(detection.prob), 4),
+            "landmarks5": _rounded(detection.landmarks),
+            "landmarks5_crop": _rounded(transform_points(detection.landmarks, matrix)),
+            "frontality": round(float(score), 4),
+            "frames_searched": len(frames),
+        }
+        meta = {
+            "key": segment.key,
+            "source": segment.source,
+            "speaker": segment.speaker,
+            "split": segment.split,
+            "media": media_name,
+            "start": round(segment.start, 3),
+            "end": None if segment.end is None else round(segment.end, 3),
+            "duration": round(duration, 3),
+            "sample_rate": SAMPLE_RATE if pcm is not None else None,
+            "has_audio": pcm is not None,
+            "labels": segment.labels,
+            "face": face,
+            "face_encoder": self.encoder_name,
+        }
+        if segment.youtube_id is not None:
+            meta["youtube_id"] = segment.youtube_id
+        members = {"jpg": jpeg, "lm68.npy": npy_bytes(lm68.astype(np.float32))}
+        if pcm is not None:
+            members["wav"] = encode_wav(pcm)
+        manifest = {
+            "key": segment.key,
+            "split": segment.split,
+            "speaker": segment.speaker,
+            "duration": meta["duration"],
+            "has_audio": pcm is not None,
+            "source": segment.source,
+            "start": meta["start"],
+            "end": meta["end"],
+            "labels": segment.labels,
+        }
+        return _Kept(segment.key, members, meta, crop, manifest)
+
+
+def _rounded(array: np.ndarray, digits: int = 2) -> list:
+    return np.round(np.asarray(array, dtype=np.float64), digits).tolist()
+
+
+def _failure(item: Item, reason: str, detail: str) -> dict[str, Any]:
+    if isinstance(item, BadRow):
+        return {
+            "key": item.key,
+            "source": item.source,
+            "split": item.split,
+            "reason": "bad_row",
+            "detail": item.detail,
+            "row": item.row,
+            "text": item.text,
+        }
+    line = {
+        "key": item.key,
+        "source": item.source,
+        "split": item.split,
+        "speaker": item.speaker,
+        "reason": reason,
+        "detail": detail,
+        "start": round(item.start, 3),
+        "end": None if item.end is None else round(item.end, 3),
+    }
+    if item.youtube_id is not None:
+        line["youtube_id"] = item.youtube_id
+    return line
+
+
+# --------------------------------------------------------------------------- one chunk
+
+
+def process_chunk(
+    chunk: Chunk,
+    processor: SegmentProcessor,
+    layout: OutputLayout,
+    on_item: Callable[[bool], None] | None = None,
+) -> dict[str, Any]:
+    """Process every item of ``chunk`` and commit its shard and part file.
+
+    ``on_item(kept)`` is called after each item (progress). Returns the part's summary.
+    """
+    started = time.perf_counter()
+    processor.timings.clear()
+    samples: list[dict[str, Any]] = []
+    failures: list[dict[str, Any]] = []
+    final = layout.shard(chunk.name)
+    tmp = final.with_name(f".{final.name}.tmp")
+    with open(tmp, "wb") as f:
+        writer = TarSampleWriter(f)
+        pending: list[_Kept] = []
+
+        def flush() -> None:
+            if not pending:
+                return
+            feats = processor._timed(
+                "features", lambda: processor.features([k.crop for k in pending])
+            )
+            for kept, feat in zip(pending, feats, strict=True):
+                kept.meta["feature_dim"] = int(feat.shape[0])
+                kept.members["json"] = json_bytes(kept.meta)
+                kept.members["feat.npy"] = npy_bytes(feat)
+                processor._timed("write", lambda k=kept: writer.write(k.key, k.members))
+                samples.append(kept.manifest | {"shard": f"shards/{final.name}"})
+            pending.clear()
+
+        for item in chunk.items:
+            kept = None
+            if isinstance(item, BadRow):
+                failures.append(_failure(item, "bad_row", item.detail))
+            else:
+                try:
+                    kept = processor.process(item)
+                except MediaError as error:
+                    failures.append(_failure(item, error.reason, error.detail))
+                except S2FError as error:
+                    failures.append(_failure(item, "decode_error", str(error)))
+                except Exception as error:  # the run goes on; the detail says what happened
+                    detail = f"{type(error).__name__}: {' '.join(str(error).split())}"[:300]
+                    failures.append(_failure(item, "internal_error", detail))
+            if kept is not None:
+                pending.append(kept)
+                if len(pending) >= processor.feature_batch_size:
+                    flush()
+            if on_item is not None:
+                on_item(kept is not None)
+        flush()
+        writer.close()
+    if samples:
+        os.replace(tmp, final)
+    else:
+        tmp.unlink(missing_ok=True)
+        final.unlink(missing_ok=True)
+    part = {
+        "chunk": chunk.name,
+        "split": chunk.split,
+        "shard": f"shards/{final.name}" if samples else None,
+        "items": len(chunk.items),
+        "samples": samples,
+        "failures": failures,
+        "seconds": round(time.perf_counter() - started, 3),
+        "stage_seconds": {k: round(v, 4) for k, v in sorted(processor.timings.items())},
+    }
+    _write_atomic(layout.part(chunk.name), json.dumps(part, sort_keys=True).encode("utf-8"))
+    return part
+
+
+# --------------------------------------------------------------------------- workers
+
+_WORKER: dict[str, Any] = {}
+
+
+def _watch_parent(parent: int) -> None:
+    """Exit when the parent dies (e.g. SIGKILL), instead of lingering as an orphan."""
+    while True:
+        time.sleep(WATCHDOG_SECONDS)
+        if os.getppid() != parent:
+            os._exit(1)
+
+
+def _init_worker(
+    processor: SegmentProcessor, layout: OutputLayout, queue: Any, threads: int
+) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+    _WORKER.update(processor=processor, layout=layout, queue=queue)
+    threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
+
+
+def _run_chunk(chunk: Chunk) -> dict[str, Any]:
+    queue = _WORKER["queue"]
+    part = process_chunk(
+        chunk, _WORKER["processor"], _WORKER["layout"], lambda kept: queue.put(kept)
+    )
+    return {
+        "chunk": part["chunk"],
+        "samples": len(part["samples"]),
+        "failures": len(part["failures"]),
+    }
+
+
+class _Progress:
+    """tqdm bar over segments: done, kept, failed and rate."""
+
+    def __init__(self, total: int, initial: int, enabled: bool) -> None:
+        from tqdm import tqdm
+
+        self.kept = 0
+        self.failed = 0
+        self.bar = tqdm(
+            total=total,
+            initial=initial,
+            unit="clip",
+            disable=not enabled,
+            dynamic_ncols=True,
+            desc="preprocess",
+        )
+
+    def update(self, kept: bool) -> None:
+        if kept:
+            self.kept += 1
+        else:
+            self.failed += 1
+        self.bar.update(1)
+        self.bar.set_postfix(kept=self.kept, failed=self.failed, refresh=False)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _threads_per_worker(workers: int) -> int:
+    """Torch threads per worker: the cores shared out (the same however many chunks remain)."""
+    return max(1, (os.cpu_count() or 1) // workers)
+
+
+def _run_parallel(
+    chunks: list[Chunk],
+    processor: SegmentProcessor,
+    layout: OutputLayout,
+    workers: int,
+    progress: _Progress,
+) -> None:
+    import multiprocessing as mp
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
+    from queue import Empty
+
+    context = mp.get_context("spawn")  # no forked copies of torch / dlib state
+    queue = context.Queue()
+    threads = _threads_per_worker(workers)
+
+    def drain() -> None:
+        while True:
+            try:
+                progress.update(queue.get_nowait())
+            except Empty:
+                return
+
+    with ProcessPoolExecutor(
+        max_workers=min(workers, len(chunks)),
+        mp_context=context,
+        initializer=_init_worker,
+        initargs=(processor, layout, queue, threads),
+    ) as pool:
+        pending = {pool.submit(_run_chunk, chunk) for chunk in chunks}
+        try:
+            while pending:
+                done, pending = wait(pending, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
+                drain()
+                for future in done:
+                    future.result()
+        except BrokenProcessPool:
+            raise S2FError("a worker process died; run the same command again to resume") from None
+        except BaseException:
+            for future in pending:
+                future.cancel()
+            raise
+        finally:
+            drain()
+
+
+# --------------------------------------------------------------------------- configs
+
+
+def build_target(spec: dict[str, Any]) -> Any:
+    """Call ``spec["_target_"]`` with the other keys (a plain, picklable instantiate whose
+    errors pass through unwrapped, so user errors stay one-line messages)."""
+    from hydra.utils import get_object
+
+    spec = dict(spec)
+    target = spec.pop("_target_", None)
+    if not isinstance(target, str):
+        raise ConfigError("a config to build needs a _target_")
+    try:
+        factory = get_object(target)
+    except Exception:
+        raise ConfigError(f"cannot import {target}") from None
+    try:
+        return factory(**spec)
+    except TypeError as error:
+        raise ConfigError(f"{target}: {error}") from None
+
+
+def _missing(key: str) -> Exception:
+    return ConfigError(f"missing required value '{key}': pass {key}=...")
+
+
+def source_from_config(node: Any) -> Source:
+    """The source a ``configs/source/*.yaml`` node describes."""
+    missing = sorted(_missing_keys(node))
+    if missing:
+        raise _missing(f"source.{missing[0]}")
+    return build_target(_container(node))
+
+
+def encoder_from_config(node: Any) -> tuple[Callable[[], Any], str]:
+    """``(factory, name)`` for a ``configs/face_encoder/*.yaml`` node; the factory builds
+    the encoder in each worker, the name (the config choice) is recorded with features."""
+    import functools
+
+    from hydra.core.hydra_config import HydraConfig
+
+    missing = sorted(_missing_keys(node))
+    if missing:
+        raise _missing(f"face_encoder.{missing[0]}")
+    spec = _container(node)
+    name = None
+    if HydraConfig.initialized():
+        name = HydraConfig.get().runtime.choices.get("face_encoder")
+    name = name or str(spec.get("_target_", "encoder")).rsplit(".", 1)[-1]
+    factory = functools.partial(build_target, spec)
+    factory()  # fail now, in one line, rather than in every worker
+    return factory, str(name)
+
+
+def _missing_keys(node: Any) -> set[str]:
+    from omegaconf import OmegaConf
+
+    return set(OmegaConf.missing_keys(node))
+
+
+def _container(node: Any) -> dict[str, Any]:
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(node, resolve=True)  # type: ignore[return-value]
+
+
+# --------------------------------------------------------------------------- the run
+
+
+def _run_identity(
+    source: Source, options: PreprocessOptions, shard_size: int, encoder_name: str
+) -> dict[str, Any]:
+    return {
+        "format_version": FORMAT_VERSION,
+        "source": source.describe(),
+        "options": asdict(options),
+        "shard_size": shard_size,
+        "face_encoder": encoder_name,
+    }
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(value, dict):
+        return {prefix: value}
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        out |= _flatten(item, f"{prefix}.{key}" if prefix else str(key))
+    return out
+
+
+def _check_run_file(layout: OutputLayout, identity: dict[str, Any], chunk_names: list[str]) -> None:
+    """Record the run's settings; refuse to mix two different runs in one output_dir."""
+    record = {"identity": identity, "chunks": chunk_names}
+    if layout.run_file.exists():
+        try:
+            previous = json.loads(layout.run_file.read_text())
+        except (OSError, json.JSONDecodeError):
+            previous = None
+        if previous is not None and previous.get("identity") != identity:
+            old, new = _flatten(previous.get("identity", {})), _flatten(identity)
+            differ = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+            raise ConfigError(
+                f"{layout.root} holds a run with other settings ({', '.join(differ) or 'format'});"
+                " rerun with the same arguments to resume, or use a new output_dir"
+            )
+        if previous is not None and previous.get("chunks") != chunk_names:
+            raise ConfigError(
+                f"{layout.root} was planned from a different list of segments; "
+                "the source changed since the first run: use a new output_dir"
+            )
+    _write_atomic(layout.run_file, json.dumps(record, indent=1, sort_keys=True).encode("utf-8"))
+
+
+def preprocess(
+    source: Source,
+    output_dir: str | Path,
+    encoder_factory: EncoderFactory,
+    encoder_name: str,
+    options: PreprocessOptions | None = None,
+    shard_size: int = 256,
+    workers: int = 1,
+    shard_index: int = 0,
+    num_shards: int = 1,
+    device: str = "auto",
+    feature_batch_size: int = 32,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Preprocess ``source`` into ``output_dir`` (see the module docstring); resumable.
+
+    Returns ``stats.json``'s content once every chunk of the run is done, else a summary of
+    this job's part (``{"complete": False, ...}``).
+    """
+    options = options or PreprocessOptions()
+    if workers < 1:
+        raise ConfigError(f"workers must be >= 1, got {workers}")
+    if num_shards < 1 or not 0 <= shard_index < num_shards:
+        raise ConfigError(f"need 0 <= shard_index < num_shards, got {shard_index} of {num_shards}")
+    layout = OutputLayout(Path(output_dir))
+    items = source.segments()
+    chunks = plan_chunks(items, shard_size)
+    layout.make()
+    _check_run_file(
+        layout, _run_identity(source, options, shard_size, encoder_name), [c.name for c in chunks]
+    )
+    mine = [c for c in chunks if c.index % num_shards == shard_index]
+    todo = [c for c in mine if not layout.part(c.name).exists()]
+    if todo and getattr(source, "download", False):
+        from speech2face.data.download import check_prerequisites
+
+        check_prerequisites(source.download_options)
+    for chunk in todo:  # leftovers of a killed run
+        layout.shard(chunk.name).with_name(f".{chunk.name}.tar.tmp").unlink(missing_ok=True)
+
+    processor = SegmentProcessor(
+        source, options, encoder_factory, encoder_name, device, feature_batch_size
+    )
+    total = sum(len(c.items) for c in mine)
+    remaining = sum(len(c.items) for c in todo)
+    bar = _Progress(total, total - remaining, progress)
+    started = time.perf_counter()
+    try:
+        if workers == 1 or len(todo) <= 1:
+            import torch
+
+            # The thread count a worker would use: results then match the parallel run's.
+            before = torch.get_num_threads()
+            torch.set_num_threads(_threads_per_worker(workers))
+            try:
+                for chunk in todo:
+                    process_chunk(chunk, processor, layout, bar.update)
+            finally:
+                torch.set_num_threads(before)
+        else:
+            _run_parallel(todo, processor, layout, workers, bar)
+    finally:
+        bar.close()
+    wall = time.perf_counter() - started
+    run = {
+        "segments": remaining,
+        "wall_seconds": round(wall, 3),
+        "clips_per_second": round(remaining / wall, 3) if wall > 0 else None,
+        "workers": workers,
+        "shard_index": shard_index,
+        "num_shards": num_shards,
+    }
+    if all(layout.part(c.name).exists() for c in chunks):
+        return merge_outputs(layout.root, this_run=run)
+    done = sum(layout.part(c.name).exists() for c in chunks)
+    return {"complete": False, "chunks_done": done, "chunks": len(chunks), "this_run": run}
+
+
+# --------------------------------------------------------------------------- merging
+
+
+def merge_outputs(output_dir: str | Path, this_run: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Merge the part files of a finished run into manifest.jsonl, failures.jsonl,
+    shards.json and stats.json (each written atomically); returns the stats."""
+    layout = OutputLayout(Path(output_dir))
+    try:
+        record = json.loads(layout.run_file.read_text())
+    except (OSError, json.JSONDecodeError):
+        raise S2FError(f"{layout.root} holds no preprocessing run (run.json missing)") from None
+    names = record["chunks"]
+    missing = [name for name in names if not layout.part(name).exists()]
+    if missing:
+        raise S2FError(
+            f"{len(missing)} of {len(names)} chunks are not done yet (first: {missing[0]}); "
+            "finish every shard_index first"
+        )
+    manifest: list[bytes] = []
+    failures: list[bytes] = []
+    shards: dict[str, list[dict[str, Any]]] = {split: [] for split in SPLITS}
+    reasons: Counter[str] = Counter()
+    kept: Counter[str] = Counter()
+    hours: Counter[str] = Counter()
+    speakers: dict[str, set[str]] = defaultdict(set)
+    stage_seconds: Counter[str] = Counter()
+    busy = 0.0
+    for name in sorted(names):
+        part = json.loads(layout.part(name).read_text())
+        for line in part["samples"]:
+            manifest.append(json.dumps(line, sort_keys=True).encode("utf-8"))
+            kept[line["split"]] += 1
+            hours[line["split"]] += line["duration"] / 3600
+            speakers[line["split"]].add(line["speaker"])
+        for line in part["failures"]:
+            failures.append(json.dumps(line, sort_keys=True).encode("utf-8"))
+            reasons[line["reason"]] += 1
+        if part["shard"]:
+            shards[part["split"]].append({"path": part["shard"], "samples": len(part["samples"])})
+        stage_seconds.update(part["stage_seconds"])
+        busy += part["seconds"]
+    segments = sum(kept.values()) + sum(reasons.values())
+    stats = {
+        "segments": segments,
+        "kept": sum(kept.values()),
+        "failed": sum(reasons.values()),
+        "failures_by_reason": dict(sorted(reasons.items())),
+        "kept_by_split": {s: kept[s] for s in SPLITS},
+        "speakers_by_split": {s: len(speakers[s]) for s in SPLITS},
+        "hours_by_split": {s: round(hours[s], 4) for s in SPLITS},
+        "shards": sum(len(v) for v in shards.values()),
+        "chunks": len(names),
+        "face_encoder": record["identity"]["face_encoder"],
+        "shard_size": record["identity"]["shard_size"],
+        "sample_rate": SAMPLE_RATE,
+        "throughput": {
+            "worker_seconds": round(busy, 3),
+            "clips_per_worker_second": round(segments / busy, 3) if busy > 0 else None,
+            "stage_seconds": {k: round(v, 3) for k, v in sorted(stage_seconds.items())},
+        },
+    }
+    stats["feature_dim"] = _feature_dim(layout, shards)
+    if this_run is not None:
+        stats["this_run"] = this_run
+    _write_atomic(layout.root / "manifest.jsonl", b"".join(line + b"\n" for line in manifest))
+    _write_atomic(layout.root / "failures.jsonl", b"".join(line + b"\n" for line in failures))
+    _write_atomic(layout.root / "shards.json", json.dumps(shards, indent=1).encode("utf-8"))
+    _write_atomic(layout.root / "stats.json", json.dumps(stats, indent=1).encode("utf-8"))
+    return stats
+
+
+def _feature_dim(layout: OutputLayout, shards: dict[str, list[dict[str, Any]]]) -> int | None:
+    """Width of the stored features, read from the first sample of the first shard."""
+    from speech2face.data.shards import iter_tar_samples
+
+    for entries in shards.values():
+        for entry in entries:
+            with open(layout.root / entry["path"], "rb") as f:
+                for _, members in iter_tar_samples(f):
+                    return int(json.loads(members["json"])["feature_dim"])
+    return None
+
+
+# --------------------------------------------------------------------------- features pass
+
+
+def recompute_features(
+    output_dir: str | Path,
+    encoder_factory: EncoderFactory,
+    encoder_name: str,
+    device: str = "auto",
+    batch_size: int = 32,
+    shard_index: int = 0,
+    num_shards: int = 1,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Rewrite every shard's ``.feat.npy`` with another face encoder, from the stored crops.
+
+    No video is decoded. Each shard is rewritten under a temporary name and renamed, and a
+    shard whose samples already carry ``encoder_name`` is skipped, so the pass resumes
+    after a kill. Returns ``{"shards": n, "rewritten": m, "samples": k, "feature_dim": D}``.
+    """
+    from PIL import Image
+    from tqdm import tqdm
+
+    from speech2face.data.shards import iter_tar_samples
+
+    layout = OutputLayout(Path(output_dir))
+    if not layout.run_file.exists():
+        raise S2FError(f"{layout.root} holds no preprocessing run (run.json missing)")
+    if num_shards < 1 or not 0 <= shard_index < num_shards:
+        raise ConfigError(f"need 0 <= shard_index < num_shards, got {shard_index} of {num_shards}")
+    paths = sorted(layout.shards.glob("*.tar"))
+    mine = [p for i, p in enumerate(paths) if i % num_shards == shard_index]
+    processor = SegmentProcessor(
+        source=None,  # type: ignore[arg-type]  (only the encoder is used)
+        options=PreprocessOptions(),
+        encoder_factory=encoder_factory,
+        encoder_name=encoder_name,
+        device=device,
+        feature_batch_size=batch_size,
+    )
+    rewritten = samples = 0
+    dim = None
+    for path in tqdm(mine, unit="shard", desc="features", disable=not progress):
+        with open(path, "rb") as f:
+            records = list(iter_tar_samples(f))
+        metas = [json.loads(members["json"]) for _, members in records]
+        if records and all(m.get("face_encoder") == encoder_name for m in metas):
+            dim = dim or metas[0].get("feature_dim")
+            samples += len(records)
+            continue
+        crops = []
+        for _, members in records:
+            with Image.open(io.BytesIO(members["jpg"])) as image:
+                crops.append(np.asarray(image.convert("RGB")))
+        feats = processor.features(crops) if crops else np.zeros((0, 0), np.float16)
+        tmp = path.with_name(f".{path.name}.tmp")
+        with open(tmp, "wb") as f:
+            writer = TarSampleWriter(f)
+            for (key, members), meta, feat in zip(records, metas, feats, strict=True):
+                meta["face_encoder"] = encoder_name
+                meta["feature_dim"] = int(feat.shape[0])
+                members["json"] = json_bytes(meta)
+                members["feat.npy"] = npy_bytes(feat)
+                writer.write(key, members)
+            writer.close()
+        os.replace(tmp, path)
+        rewritten += 1
+        samples += len(records)
+        dim = int(feats.shape[1]) if len(feats) else dim
+    if num_shards == 1:
+        record = json.loads(layout.run_file.read_text())
+        record["identity"]["face_encoder"] = encoder_name
+        _write_atomic(layout.run_file, json.dumps(record, indent=1, sort_keys=True).encode("utf-8"))
+        stats_path = layout.root / "stats.json"
+        if stats_path.exists():
+            stats = json.loads(stats_path.read_text())
+            stats["face_encoder"] = encoder_name
+            stats["feature_dim"] = dim
+            _write_atomic(stats_path, json.dumps(stats, indent=1).encode("utf-8"))
+    return {"shards": len(mine), "rewritten": rewritten, "samples": samples, "feature_dim": dim}
