@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from speech2face.errors import S2FError
+from speech2face.models.face_decoder import DecoderOutput
 
 LAMBDA1 = 0.025  # weight of the normalised-feature L2 term (paper, Sec. 3.3)
 LAMBDA2 = 200.0  # weight of the distillation term
@@ -86,7 +87,11 @@ class Speech2FaceLoss(nn.Module):
         lambda2: float = LAMBDA2,
         temperature: float = TEMPERATURE,
     ) -> Speech2FaceLoss:
-        """The loss for a face decoder (``embed``) and a face encoder (``logits`` if any)."""
+        """The loss for a face decoder (``fc_in``) and a face encoder (``logits`` if any).
+
+        Both networks are frozen: the paper trains only the voice encoder with this loss.
+        """
+        freeze(face_decoder)
         f_vgg = None
         if face_encoder is not None and getattr(face_encoder, "has_logits", False):
             f_vgg = face_encoder.logits
@@ -183,7 +188,7 @@ class FaceDecoderLoss(nn.Module):
 
     def forward(
         self,
-        output,  # DecoderOutput: image/texture (B, 3, 224, 224), landmarks (B, K, 2)
+        output: DecoderOutput,  # image, texture (B, 3, 224, 224); landmarks (B, K, 2)
         features: Tensor,  # (B, D) the decoder's input features
         target_texture: Tensor,  # (B, 3, 224, 224) true face in the mean geometry
         target_landmarks: Tensor,  # (B, K, 2) true landmarks, pixels

@@ -84,6 +84,11 @@ def load_checkpoint(
     payload = read_checkpoint(path)
     if kind is not None and payload["kind"] != kind:
         raise CheckpointError(f"{path} holds a '{payload['kind']}', not a '{kind}'")
-    model = MODEL_KINDS[payload["kind"]].from_config(payload["config"])
-    model.load_state_dict(payload["state_dict"], strict=True)
+    model_class = MODEL_KINDS[payload["kind"]]
+    state_dict = payload["state_dict"]
+    if model_class is FaceDecoder:  # its mean geometry is data, stored with the weights
+        model = FaceDecoder.from_config(payload["config"], state_dict.get("mean_landmarks"))
+    else:
+        model = model_class.from_config(payload["config"])
+    model.load_state_dict(state_dict, strict=True)
     return model.to(map_location).eval()

@@ -186,10 +186,14 @@ class FaceDecoder(nn.Module):
         self.register_buffer("mean_landmarks", self._check_mean(mean_landmarks))
 
     @classmethod
-    def from_config(cls, config: FaceDecoderConfig | dict[str, Any]) -> FaceDecoder:
+    def from_config(
+        cls,
+        config: FaceDecoderConfig | dict[str, Any],
+        mean_landmarks: np.ndarray | Tensor | None = None,
+    ) -> FaceDecoder:
         """Build from a :class:`FaceDecoderConfig` or its ``asdict`` form."""
         values = asdict(config) if isinstance(config, FaceDecoderConfig) else dict(config)
-        return cls(**values)
+        return cls(**values, mean_landmarks=mean_landmarks)
 
     def _check_mean(self, mean: np.ndarray | Tensor) -> Tensor:
         mean = torch.as_tensor(np.asarray(mean) if not isinstance(mean, Tensor) else mean)

@@ -63,6 +63,19 @@ def test_face_decoder_round_trip_keeps_mean_geometry(tmp_path):
     assert torch.equal(a.image, b.image) and torch.equal(a.landmarks, b.landmarks)
 
 
+def test_face_decoder_with_other_landmark_count_round_trips(tmp_path):
+    mean = torch.tensor(
+        [[80.0, 90.0], [140.0, 90.0], [112.0, 120.0], [90.0, 160.0], [134.0, 160.0]]
+    )
+    model = FaceDecoder(
+        8, num_landmarks=5, landmark_hidden=[8], texture_channels=16, min_channels=8,
+        mean_landmarks=mean,
+    )  # fmt: skip
+    rebuilt = load_checkpoint(save_checkpoint(model, tmp_path / "five.pt"))
+    assert rebuilt.config.num_landmarks == 5
+    assert torch.equal(rebuilt.mean_landmarks, mean)
+
+
 def test_bad_checkpoints_are_one_line_errors(tmp_path):
     model = VoiceEncoder(**TINY_VOICE)
     path = save_checkpoint(model, tmp_path / "voice.pt")
