@@ -47,10 +47,11 @@ DLIB_MEAN_SHAPE = np.array(
     dtype=np.float32,
 )  # fmt: skip
 
-# Placement of the detector box in the default crop: a centred square 60 % of the crop wide
-# whose top sits at 20 % of its height (eyebrows at ~30 %, chin at ~84 % of the crop).
-DEFAULT_BOX_FRACTION = 0.6
-DEFAULT_BOX_TOP = 0.2
+# Placement of the detector box in the default crop: the box dlib's face detector finds on
+# this project's aligned crops, 120 px wide, centred, top at 56 px of 224 (eyes then sit
+# near y = 93 px and the chin near y = 184 px).
+DEFAULT_BOX_FRACTION = 120 / CROP_SIZE
+DEFAULT_BOX_TOP = 56 / CROP_SIZE
 
 
 class LandmarkError(S2FError, ValueError):

@@ -63,7 +63,7 @@ def test_output_shapes_and_range(paper_decoder):
     # Untrained, the landmarks sit on the mean geometry (within a pixel or two).
     assert (out.landmarks - paper_decoder.mean_landmarks).abs().max() < 3.0
     with torch.no_grad():
-        assert torch.allclose(paper_decoder.render(features[:1]), out.image[:1], atol=1e-5)
+        assert torch.allclose(paper_decoder.render(features[:1]), out.image[:1], atol=1e-4)
 
 
 def test_gradients_reach_every_parameter():
