@@ -24,7 +24,7 @@ def main(cfg: DictConfig) -> dict:
     if cfg.action not in ACTIONS:
         raise ConfigError(f"action must be one of {', '.join(ACTIONS)}, got '{cfg.action}'")
     out = str(cfg.output_dir)
-    jobs = {k: _int(cfg, k) for k in ("shard_index", "num_shards")}
+    jobs = {k: _int(cfg, k) for k in ("shard_index", "num_shards", "threads")}
     if cfg.action == "merge":
         result = merge_outputs(out)
     else:

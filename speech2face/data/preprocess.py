@@ -19,13 +19,14 @@ finds every part file present writes the merged ``manifest.jsonl``, ``failures.j
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -167,9 +168,29 @@ class OutputLayout:
             raise S2FError(f"cannot create {self.root}: {error.strerror or error}") from None
 
 
+@contextlib.contextmanager
+def torch_threads(threads: int) -> Iterator[None]:
+    """Run the block with ``threads`` torch CPU threads, then restore the previous count."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _temporary(path: Path) -> Path:
+    """``.<name>.<pid>.tmp`` beside ``path``: hidden from readers (they list ``*.tar``), and
+    private to this process, so a worker orphaned by a killed run cannot collide with the
+    run that resumes."""
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
 def _write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``.<name>.tmp`` beside ``path``, then rename it into place."""
-    tmp = path.with_name(f".{path.name}.tmp")
+    """Write ``data`` to a temporary file beside ``path``, then rename it into place."""
+    tmp = _temporary(path)
     with open(tmp, "wb") as f:
         f.write(data)
     os.replace(tmp, path)
@@ -470,7 +491,7 @@ def process_chunk(
     samples: list[dict[str, Any]] = []
     failures: list[dict[str, Any]] = []
     final = layout.shard(chunk.name)
-    tmp = final.with_name(f".{final.name}.tmp")
+    tmp = _temporary(final)
     with open(tmp, "wb") as f:
         writer = TarSampleWriter(f)
         pending: list[_Kept] = []
@@ -594,16 +615,12 @@ class _Progress:
         self.bar.close()
 
 
-def _threads_per_worker(workers: int) -> int:
-    """Torch threads per worker: the cores shared out (the same however many chunks remain)."""
-    return max(1, (os.cpu_count() or 1) // workers)
-
-
 def _run_parallel(
     chunks: list[Chunk],
     processor: SegmentProcessor,
     layout: OutputLayout,
     workers: int,
+    threads: int,
     progress: _Progress,
 ) -> None:
     import multiprocessing as mp
@@ -613,7 +630,6 @@ def _run_parallel(
 
     context = mp.get_context("spawn")  # no forked copies of torch / dlib state
     queue = context.Queue()
-    threads = _threads_per_worker(workers)
 
     def drain() -> None:
         while True:
@@ -675,7 +691,7 @@ def source_from_config(node: Any) -> Source:
     """The source a ``configs/source/*.yaml`` node describes."""
     missing = sorted(_missing_keys(node))
     if missing:
-        raise _missing(f"source.{missing[0]}")
+        raise _missing(missing[0])  # the full key, e.g. source.csv
     return build_target(_container(node))
 
 
@@ -688,7 +704,7 @@ def encoder_from_config(node: Any) -> tuple[Callable[[], Any], str]:
 
     missing = sorted(_missing_keys(node))
     if missing:
-        raise _missing(f"face_encoder.{missing[0]}")
+        raise _missing(missing[0])
     spec = _container(node)
     name = None
     if HydraConfig.initialized():
@@ -770,16 +786,20 @@ def preprocess(
     num_shards: int = 1,
     device: str = "auto",
     feature_batch_size: int = 32,
+    threads: int = 1,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Preprocess ``source`` into ``output_dir`` (see the module docstring); resumable.
+
+    ``workers`` processes each run ``threads`` torch threads (on CPU the small convolutions
+    of MTCNN and the face encoders run fastest single-threaded: scale with ``workers``).
 
     Returns ``stats.json``'s content once every chunk of the run is done, else a summary of
     this job's part (``{"complete": False, ...}``).
     """
     options = options or PreprocessOptions()
-    if workers < 1:
-        raise ConfigError(f"workers must be >= 1, got {workers}")
+    if workers < 1 or threads < 1:
+        raise ConfigError(f"workers and threads must be >= 1, got {workers} and {threads}")
     if num_shards < 1 or not 0 <= shard_index < num_shards:
         raise ConfigError(f"need 0 <= shard_index < num_shards, got {shard_index} of {num_shards}")
     layout = OutputLayout(Path(output_dir))
@@ -796,7 +816,9 @@ def preprocess(
 
         check_prerequisites(source.download_options)
     for chunk in todo:  # leftovers of a killed run
-        layout.shard(chunk.name).with_name(f".{chunk.name}.tar.tmp").unlink(missing_ok=True)
+        stale = [*layout.shards.glob(f".{chunk.name}.tar.*.tmp")]
+        for path in stale + [*layout.parts.glob(f".{chunk.name}.json.*.tmp")]:
+            path.unlink(missing_ok=True)
 
     processor = SegmentProcessor(
         source, options, encoder_factory, encoder_name, device, feature_batch_size
@@ -807,18 +829,12 @@ def preprocess(
     started = time.perf_counter()
     try:
         if workers == 1 or len(todo) <= 1:
-            import torch
-
-            # The thread count a worker would use: results then match the parallel run's.
-            before = torch.get_num_threads()
-            torch.set_num_threads(_threads_per_worker(workers))
-            try:
+            # The thread count a worker uses: results then match the parallel run's.
+            with torch_threads(threads):
                 for chunk in todo:
                     process_chunk(chunk, processor, layout, bar.update)
-            finally:
-                torch.set_num_threads(before)
         else:
-            _run_parallel(todo, processor, layout, workers, bar)
+            _run_parallel(todo, processor, layout, workers, threads, bar)
     finally:
         bar.close()
     wall = time.perf_counter() - started
@@ -922,6 +938,37 @@ def _feature_dim(layout: OutputLayout, shards: dict[str, list[dict[str, Any]]]) 
 # --------------------------------------------------------------------------- features pass
 
 
+def _rewrite_features(path: Path, processor: SegmentProcessor) -> tuple[int, int | None, bool]:
+    """Recompute one shard's features; returns (samples, feature width, rewritten?)."""
+    from PIL import Image
+
+    from speech2face.data.shards import iter_tar_samples
+
+    name = processor.encoder_name
+    with open(path, "rb") as f:
+        records = list(iter_tar_samples(f))
+    metas = [json.loads(members["json"]) for _, members in records]
+    if all(m.get("face_encoder") == name for m in metas):
+        return len(records), (metas[0].get("feature_dim") if metas else None), False
+    crops = []
+    for _, members in records:
+        with Image.open(io.BytesIO(members["jpg"])) as image:
+            crops.append(np.asarray(image.convert("RGB")))
+    feats = processor.features(crops)  # (B, D) float16
+    tmp = _temporary(path)
+    with open(tmp, "wb") as f:
+        writer = TarSampleWriter(f)
+        for (key, members), meta, feat in zip(records, metas, feats, strict=True):
+            meta["face_encoder"] = name
+            meta["feature_dim"] = int(feat.shape[0])
+            members["json"] = json_bytes(meta)
+            members["feat.npy"] = npy_bytes(feat)
+            writer.write(key, members)
+        writer.close()
+    os.replace(tmp, path)
+    return len(records), int(feats.shape[1]), True
+
+
 def recompute_features(
     output_dir: str | Path,
     encoder_factory: EncoderFactory,
@@ -930,6 +977,7 @@ def recompute_features(
     batch_size: int = 32,
     shard_index: int = 0,
     num_shards: int = 1,
+    threads: int = 1,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Rewrite every shard's ``.feat.npy`` with another face encoder, from the stored crops.
@@ -938,10 +986,7 @@ def recompute_features(
     shard whose samples already carry ``encoder_name`` is skipped, so the pass resumes
     after a kill. Returns ``{"shards": n, "rewritten": m, "samples": k, "feature_dim": D}``.
     """
-    from PIL import Image
     from tqdm import tqdm
-
-    from speech2face.data.shards import iter_tar_samples
 
     layout = OutputLayout(Path(output_dir))
     if not layout.run_file.exists():
@@ -960,33 +1005,12 @@ def recompute_features(
     )
     rewritten = samples = 0
     dim = None
-    for path in tqdm(mine, unit="shard", desc="features", disable=not progress):
-        with open(path, "rb") as f:
-            records = list(iter_tar_samples(f))
-        metas = [json.loads(members["json"]) for _, members in records]
-        if records and all(m.get("face_encoder") == encoder_name for m in metas):
-            dim = dim or metas[0].get("feature_dim")
-            samples += len(records)
-            continue
-        crops = []
-        for _, members in records:
-            with Image.open(io.BytesIO(members["jpg"])) as image:
-                crops.append(np.asarray(image.convert("RGB")))
-        feats = processor.features(crops) if crops else np.zeros((0, 0), np.float16)
-        tmp = path.with_name(f".{path.name}.tmp")
-        with open(tmp, "wb") as f:
-            writer = TarSampleWriter(f)
-            for (key, members), meta, feat in zip(records, metas, feats, strict=True):
-                meta["face_encoder"] = encoder_name
-                meta["feature_dim"] = int(feat.shape[0])
-                members["json"] = json_bytes(meta)
-                members["feat.npy"] = npy_bytes(feat)
-                writer.write(key, members)
-            writer.close()
-        os.replace(tmp, path)
-        rewritten += 1
-        samples += len(records)
-        dim = int(feats.shape[1]) if len(feats) else dim
+    with torch_threads(threads):
+        for path in tqdm(mine, unit="shard", desc="features", disable=not progress):
+            count, width, changed = _rewrite_features(path, processor)
+            samples += count
+            rewritten += changed
+            dim = width or dim
     if num_shards == 1:
         record = json.loads(layout.run_file.read_text())
         record["identity"]["face_encoder"] = encoder_name

@@ -1,0 +1,209 @@
+"""ShardDataset: exact coverage across ranks x workers, windows, collate, HTTP, WebDataset."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import io
+import json
+import threading
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from speech2face.audio import N_SAMPLES, SAMPLE_RATE, fit_to_length
+from speech2face.config import config_dir
+from speech2face.data import ShardDataset, build_loader, collate, expand_urls
+from speech2face.data.shards import encode_wav, json_bytes, npy_bytes, write_tar
+
+RANKS = 2
+WORKERS = 2
+
+
+def fake_shards(root: Path, sizes: list[int], seconds: float = 7.0, audio: bool = True) -> set[str]:
+    """Write shards of synthetic samples (sample i's waveform is a ramp starting at i)."""
+    (root / "shards").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    jpeg = io.BytesIO()
+    Image.fromarray(np.zeros((224, 224, 3), np.uint8)).save(jpeg, format="JPEG")
+    keys, index, n = set(), {"train": [], "val": [], "test": []}, 0
+    for s, size in enumerate(sizes):
+        samples = []
+        for _ in range(size):
+            key = f"sample{n:05d}"
+            members = {
+                "json": json_bytes({"key": key, "speaker": f"spk{n % 5}", "split": "train"}),
+                "jpg": jpeg.getvalue(),
+                "lm68.npy": npy_bytes(rng.uniform(0, 224, (68, 2)).astype(np.float32)),
+                "feat.npy": npy_bytes(rng.normal(size=16).astype(np.float16)),
+            }
+            if audio:
+                ramp = (np.arange(int(seconds * SAMPLE_RATE)) + n) % 30_000
+                members["wav"] = encode_wav(ramp.astype(np.int16))
+            samples.append((key, members))
+            keys.add(key)
+            n += 1
+        path = f"shards/train-{s:06d}.tar"
+        write_tar(root / path, samples)
+        index["train"].append({"path": path, "samples": size})
+    (root / "shards.json").write_text(json.dumps(index))
+    return keys
+
+
+def epoch_keys(root: Path, epochs: int = 2, **kwargs) -> list[Counter]:
+    """Keys each epoch yields, over RANKS ranks x WORKERS loader workers."""
+    counts = [Counter() for _ in range(epochs)]
+    for rank in range(RANKS):
+        ds = ShardDataset(str(root), "train", rank=rank, world_size=RANKS, **kwargs)
+        loader = build_loader(ds, batch_size=3, num_workers=WORKERS, drop_last=False)
+        for epoch in range(epochs):
+            for batch in loader:
+                counts[epoch].update(batch["key"])
+    return counts
+
+
+@pytest.mark.parametrize("sizes", [[3, 5, 1, 4, 2, 6, 3], [4, 2]], ids=["many", "few"])
+def test_every_sample_once_per_epoch(tmp_path, sizes):
+    """2 ranks x 2 workers: with more shards than consumers (whole shards are dealt out)
+    and with fewer (consumers sharing a shard take every k-th sample)."""
+    keys = fake_shards(tmp_path, sizes)
+    for counts in epoch_keys(tmp_path):
+        assert set(counts) == keys
+        assert set(counts.values()) == {1}
+
+
+def test_epochs_reshuffle_the_shard_order(tmp_path):
+    fake_shards(tmp_path, [2] * 8)
+    ds = ShardDataset(str(tmp_path), "train", shuffle_buffer=0)
+    orders = [[s[0] for s in ds.assignment(epoch, 0, 1, 0, 1)] for epoch in range(4)]
+    assert len({tuple(o) for o in orders}) > 1
+    assert all(sorted(o) == sorted(orders[0]) for o in orders)
+    # Evaluation reads in order, the same every epoch.
+    ds = ShardDataset(str(tmp_path), "train", train=False)
+    assert [s[0] for s in ds.assignment(3, 0, 1, 0, 1)] == ds.shards
+
+
+def test_preprocessed_output_reads_once_per_epoch(preprocessed):
+    manifest = [json.loads(line) for line in (preprocessed / "manifest.jsonl").open()]
+    for split in ("train", "val", "test"):
+        keys = {m["key"] for m in manifest if m["split"] == split}
+        if not keys:
+            continue
+        counts: Counter = Counter()
+        for rank in range(RANKS):
+            ds = ShardDataset(str(preprocessed), split, rank=rank, world_size=RANKS, train=False)
+            for batch in build_loader(ds, batch_size=2, num_workers=WORKERS):
+                counts.update(batch["key"])
+        assert set(counts) == keys and set(counts.values()) == {1}
+
+
+def test_train_windows_and_evaluation_clips(tmp_path):
+    fake_shards(tmp_path / "long", [2], seconds=8.0)
+    fake_shards(tmp_path / "short", [1], seconds=2.5)
+    for sample in ShardDataset(str(tmp_path / "long"), "train", train=False):
+        n = int(sample["key"][-5:])
+        full = torch.from_numpy(((np.arange(8 * SAMPLE_RATE) + n) % 30_000).astype(np.float32))
+        assert sample["wav"].shape == (N_SAMPLES,)
+        torch.testing.assert_close(sample["wav"], full[:N_SAMPLES] / 32768)  # the first 6 s
+    starts = set()
+    for _ in range(5):
+        for sample in ShardDataset(str(tmp_path / "long"), "train", seed=len(starts)):
+            wav = (sample["wav"] * 32768).round()
+            assert wav.shape == (N_SAMPLES,)
+            steps = torch.diff(wav)
+            assert ((steps == 1) | (steps == -29_999)).all()  # a contiguous window
+            starts.add(int(wav[0]))
+    assert len(starts) > 1  # random windows
+    (short,) = list(ShardDataset(str(tmp_path / "short"), "train"))
+    pcm = torch.from_numpy(((np.arange(int(2.5 * SAMPLE_RATE))) % 30_000).astype(np.float32))
+    torch.testing.assert_close(short["wav"], fit_to_length(pcm / 32768))  # the paper's tiling
+
+
+def test_collate_batches_every_field(preprocessed):
+    ds = ShardDataset(str(preprocessed), "train", with_image=True, with_landmarks=True)
+    samples = list(ds)[:3]
+    batch = collate(samples)
+    b = len(samples)
+    assert batch["wav"].shape == (b, N_SAMPLES) and batch["wav"].dtype == torch.float32
+    assert batch["feature"].shape == (b, 128) and batch["feature"].dtype == torch.float32
+    assert batch["image"].shape == (b, 3, 224, 224) and batch["image"].dtype == torch.uint8
+    assert batch["landmarks"].shape == (b, 68, 2)
+    assert batch["has_audio"].all()
+    assert len(batch["key"]) == len(batch["meta"]) == b
+    assert all(m["face_encoder"] == "dlib" for m in batch["meta"])
+
+
+def test_face_only_samples(tmp_path):
+    keys = fake_shards(tmp_path, [3], audio=False)
+    assert list(ShardDataset(str(tmp_path), "train")) == []
+    samples = list(ShardDataset(str(tmp_path), "train", require_audio=False, with_image=True))
+    assert {s["key"] for s in samples} == keys
+    assert all(not s["has_audio"] and s["wav"].abs().sum() == 0 for s in samples)
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+def test_streams_shards_over_http(preprocessed, no_proxy):
+    handler = functools.partial(_Quiet, directory=str(preprocessed))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        remote = ShardDataset(url, "train", train=False)
+        assert remote.shards[0].startswith("http://")
+        local = ShardDataset(str(preprocessed), "train", train=False)
+        assert remote.num_samples == local.num_samples
+        assert [s["key"] for s in remote] == [s["key"] for s in local]
+        listed = ShardDataset(urls=remote.shards, train=False)
+        assert len(list(listed)) == local.num_samples
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_webdataset_reads_the_shards(preprocessed):
+    wds = pytest.importorskip("webdataset")
+    urls = sorted(str(p) for p in (preprocessed / "shards").glob("*.tar"))
+    samples = list(wds.WebDataset(urls, shardshuffle=False).decode("rgb8"))
+    manifest = [json.loads(line) for line in (preprocessed / "manifest.jsonl").open()]
+    assert sorted(s["__key__"] for s in samples) == sorted(m["key"] for m in manifest)
+    first = samples[0]
+    assert first["jpg"].shape == (224, 224, 3)
+    assert first["feat.npy"].dtype == np.float16 and first["lm68.npy"].shape == (68, 2)
+    assert first["json"]["key"] == first["__key__"]
+
+
+def test_url_ranges_and_ranks_from_torch_distributed(tmp_path):
+    assert expand_urls("s/train-{000008..000010}.tar") == [
+        "s/train-000008.tar",
+        "s/train-000009.tar",
+        "s/train-000010.tar",
+    ]
+    fake_shards(tmp_path, [1, 1])
+    ds = ShardDataset(urls=str(tmp_path / "shards/train-{000000..000001}.tar"))
+    assert ds.num_samples is None and len(list(ds)) == 2
+    torch.distributed.init_process_group(
+        "gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1
+    )
+    try:
+        assert ds._ranks() == (0, 1)
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def test_data_config_instantiates(preprocessed):
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.load(config_dir() / "data" / "shards.yaml")
+    cfg.root = str(preprocessed)
+    ds = instantiate(cfg)
+    assert isinstance(ds, ShardDataset) and ds.train and ds.clip_samples == N_SAMPLES

@@ -1,0 +1,103 @@
+"""The synthetic corpus: deterministic, decodable, faces MTCNN finds, informative voices."""
+
+from __future__ import annotations
+
+import csv
+
+import av
+import numpy as np
+import pytest
+
+from speech2face.data.sources import YOUTUBE_ID
+from speech2face.data.synthetic import (
+    AUDIO_RATE,
+    FPS,
+    VIDEO_SIZE,
+    make_corpus,
+    random_identity,
+    synthesize_voice,
+)
+
+MIN_DETECTION_RATE = 0.9  # share of sampled frames in which MTCNN finds the speaker
+
+
+def test_same_seed_same_files(tmp_path):
+    a = make_corpus(tmp_path / "a", num_speakers=2, clips_per_speaker=1, seed=3)
+    b = make_corpus(tmp_path / "b", num_speakers=2, clips_per_speaker=1, seed=3)
+    c = make_corpus(tmp_path / "c", num_speakers=2, clips_per_speaker=1, seed=4)
+    assert a.read_bytes() == b.read_bytes() != c.read_bytes()
+    assert (a.parent / "labels.csv").read_bytes() == (b.parent / "labels.csv").read_bytes()
+    for video in (a.parent / "videos").iterdir():
+        assert video.read_bytes() == (b.parent / "videos" / video.name).read_bytes()
+
+
+def test_corpus_layout(corpus):
+    rows = corpus.good_rows
+    labels = list(csv.DictReader(corpus.labels.open()))
+    assert len(labels) == 6 and len(rows) == 12
+    assert {r["gender"] for r in labels} <= {"male", "female"}
+    for row in rows:
+        assert YOUTUBE_ID.match(row[0])
+        start, end, x, y = map(float, row[1:])
+        assert 3.0 <= end - start <= 6.0 and 0 < x < 1 and 0 < y < 1
+    video = corpus.videos / f"{rows[-1][0]}.mp4"
+    with av.open(str(video)) as container:
+        (vstream,), (astream,) = container.streams.video, container.streams.audio
+        assert (vstream.width, vstream.height) == (VIDEO_SIZE, VIDEO_SIZE)
+        assert vstream.average_rate == FPS and astream.rate == AUDIO_RATE
+        assert container.duration / 1e6 >= float(rows[-1][2])
+
+
+def test_mtcnn_finds_the_faces(corpus):
+    from speech2face.data.media import frame_times, read_frames
+    from speech2face.faces import FaceDetector, pick_detection
+
+    detector = FaceDetector()
+    found = total = 0
+    for row in corpus.good_rows:
+        start, end, x, y = map(float, row[1:])
+        frames = read_frames(corpus.videos / f"{row[0]}.mp4", frame_times(start, end, 6))
+        detections = detector.detect(np.stack([f for _, f in frames]))
+        for dets in detections:
+            total += 1
+            best = pick_detection(dets, (x * VIDEO_SIZE, y * VIDEO_SIZE))
+            if best is not None and np.hypot(*(best.centre / VIDEO_SIZE - (x, y))) < 0.1:
+                found += 1
+    assert found / total >= MIN_DETECTION_RATE
+
+
+def f0_estimate(wav: np.ndarray, rate: int) -> float:
+    """Median autocorrelation pitch of the loud 40 ms frames, in Hz."""
+    size, pitches = int(0.04 * rate), []
+    loud = np.percentile(np.abs(wav), 90)
+    for start in range(0, len(wav) - size, size):
+        frame = wav[start : start + size]
+        if np.abs(frame).max() < 0.5 * loud:
+            continue
+        ac = np.correlate(frame, frame, "full")[size - 1 :]
+        lo, hi = rate // 400, rate // 70  # 70-400 Hz
+        pitches.append(rate / (lo + int(np.argmax(ac[lo:hi]))))
+    return float(np.median(pitches))
+
+
+def spectral_centroid(wav: np.ndarray, rate: int) -> float:
+    spectrum = np.abs(np.fft.rfft(wav))
+    freqs = np.fft.rfftfreq(len(wav), 1 / rate)
+    band = freqs < 4000
+    return float((spectrum[band] * freqs[band]).sum() / spectrum[band].sum())
+
+
+def test_voices_carry_the_speakers_attributes():
+    rng = np.random.default_rng(11)
+    people = [random_identity(rng, f"s{i}", "x") for i in range(12)]
+    f0 = {p.speaker: f0_estimate(synthesize_voice(p, 3.0, rng)[0], AUDIO_RATE) for p in people}
+    for p in people:
+        assert f0[p.speaker] == pytest.approx(p.f0_hz, rel=0.2)  # the pitch is the speaker's
+    male = [f0[p.speaker] for p in people if p.gender == "male"]
+    female = [f0[p.speaker] for p in people if p.gender == "female"]
+    assert male and female and max(male) < min(female)
+    # A longer vocal tract (bigger head) lowers the formants: same pitch, darker sound.
+    base = people[0]
+    short = synthesize_voice(base.__class__(**{**base.__dict__, "vtl_cm": 14.0}), 3.0, rng)[0]
+    long = synthesize_voice(base.__class__(**{**base.__dict__, "vtl_cm": 18.0}), 3.0, rng)[0]
+    assert spectral_centroid(long, AUDIO_RATE) < spectral_centroid(short, AUDIO_RATE)
