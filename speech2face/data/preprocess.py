@@ -43,7 +43,7 @@ from speech2face.data.media import (
     read_pcm16,
 )
 from speech2face.data.shards import TarSampleWriter, encode_wav, json_bytes, npy_bytes
-from speech2face.data.sources import SPLITS, BadRow, Item, Segment, Source
+from speech2face.data.sources import SPLITS, BadRow, Item, Media, Segment, Source
 from speech2face.errors import ConfigError, S2FError
 
 __all__ = [
@@ -312,8 +312,14 @@ class SegmentProcessor:
 
         Raises :class:`MediaError` with the reason the segment is rejected.
         """
-        opts = self.options
         media = self._timed("locate", lambda: self.source.locate(segment))
+        try:
+            return self._process(segment, media)
+        finally:
+            self.source.release(media)
+
+    def _process(self, segment: Segment, media: Media) -> _Kept:
+        opts = self.options
         audio_path = media.video or media.audio
         if media.video is not None:
             info = self._timed("audio", lambda: probe(media.video))

@@ -205,6 +205,9 @@ class Source:
     def segments(self) -> list[Item]:
         raise NotImplementedError
 
+    def release(self, media: Media) -> None:
+        """Called once a segment's media is processed (or rejected)."""
+
     def locate(self, segment: Segment) -> Media:
         """The files of ``segment``; raises ``MediaError`` (a failure reason) if absent."""
         from speech2face.data.media import MediaError
@@ -269,6 +272,8 @@ class AVSpeechSource(Source):
         labels: optional CSV with a ``youtube_id`` column and ``speaker`` / ``gender`` /
             ``age`` / ``ethnicity`` / other columns, attached to every segment of the video.
         download: fetch segments that are not in ``video_dir`` with yt-dlp.
+        keep_downloads: keep fetched segments in ``video_dir`` (``False``: delete each one
+            once it is processed; at AVSpeech's scale they take terabytes).
         url_template, format, retries, rate_limit, sleep_seconds, socket_timeout, cookies,
         js_runtime, backoff_seconds: see :class:`speech2face.data.download.DownloadOptions`.
     """
@@ -284,6 +289,7 @@ class AVSpeechSource(Source):
         test_fraction: float = 0.0,
         labels: str | Path | None = None,
         download: bool = False,
+        keep_downloads: bool = True,
         url_template: str = "https://www.youtube.com/watch?v={id}",
         format: str = "bv*[height<=720]+ba/b[height<=720]/b",
         retries: int = 3,
@@ -301,6 +307,7 @@ class AVSpeechSource(Source):
         self.video_dir = Path(video_dir)
         self.labels_path = None if labels is None else Path(labels)
         self.download = bool(download)
+        self.keep_downloads = bool(keep_downloads)
         self.download_options = DownloadOptions(
             url_template=url_template,
             format=format,
@@ -388,6 +395,10 @@ class AVSpeechSource(Source):
             youtube_id=video_id,
             labels=extra,
         )
+
+    def release(self, media: Media) -> None:
+        if media.downloaded and not self.keep_downloads and media.video is not None:
+            media.video.unlink(missing_ok=True)
 
     def segment_file_stem(self, segment: Segment) -> str:
         """File stem the downloader gives a segment: ``<id>_<start ms>_<end ms>``."""
