@@ -482,22 +482,16 @@ def _failure(item: Item, reason: str, detail: str) -> dict[str, Any]:
 # --------------------------------------------------------------------------- one chunk
 
 
-def process_chunk(
+def _write_chunk(
     chunk: Chunk,
     processor: SegmentProcessor,
-    layout: OutputLayout,
-    on_item: Callable[[bool], None] | None = None,
-) -> dict[str, Any]:
-    """Process every item of ``chunk`` and commit its shard and part file.
-
-    ``on_item(kept)`` is called after each item (progress). Returns the part's summary.
-    """
-    started = time.perf_counter()
-    processor.timings.clear()
+    tmp: Path,
+    shard: str,
+    on_item: Callable[[bool], None] | None,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Process ``chunk``'s items into the tar ``tmp``; returns (manifest lines, failures)."""
     samples: list[dict[str, Any]] = []
     failures: list[dict[str, Any]] = []
-    final = layout.shard(chunk.name)
-    tmp = _temporary(final)
     with open(tmp, "wb") as f:
         writer = TarSampleWriter(f)
         pending: list[_Kept] = []
@@ -513,7 +507,7 @@ def process_chunk(
                 kept.members["json"] = json_bytes(kept.meta)
                 kept.members["feat.npy"] = npy_bytes(feat)
                 processor._timed("write", lambda k=kept: writer.write(k.key, k.members))
-                samples.append(kept.manifest | {"shard": f"shards/{final.name}"})
+                samples.append(kept.manifest | {"shard": shard})
             pending.clear()
 
         for item in chunk.items:
@@ -525,8 +519,8 @@ def process_chunk(
                     kept = processor.process(item)
                 except MediaError as error:
                     failures.append(_failure(item, error.reason, error.detail))
-                except S2FError as error:
-                    failures.append(_failure(item, "decode_error", str(error)))
+                except S2FError:
+                    raise  # the setup is wrong (a model file missing...): stop, in one line
                 except Exception as error:  # the run goes on; the detail says what happened
                     detail = f"{type(error).__name__}: {' '.join(str(error).split())}"[:300]
                     failures.append(_failure(item, "internal_error", detail))
@@ -538,6 +532,28 @@ def process_chunk(
                 on_item(kept is not None)
         flush()
         writer.close()
+    return samples, failures
+
+
+def process_chunk(
+    chunk: Chunk,
+    processor: SegmentProcessor,
+    layout: OutputLayout,
+    on_item: Callable[[bool], None] | None = None,
+) -> dict[str, Any]:
+    """Process every item of ``chunk`` and commit its shard and part file.
+
+    ``on_item(kept)`` is called after each item (progress). Returns the part's summary.
+    """
+    started = time.perf_counter()
+    processor.timings.clear()
+    final = layout.shard(chunk.name)
+    tmp = _temporary(final)
+    try:
+        samples, failures = _write_chunk(chunk, processor, tmp, f"shards/{final.name}", on_item)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # no stray temporary file when a chunk fails
+        raise
     if samples:
         os.replace(tmp, final)
     else:
@@ -990,7 +1006,9 @@ def recompute_features(
 
     No video is decoded. Each shard is rewritten under a temporary name and renamed, and a
     shard whose samples already carry ``encoder_name`` is skipped, so the pass resumes
-    after a kill. Returns ``{"shards": n, "rewritten": m, "samples": k, "feature_dim": D}``.
+    after a kill. Jobs of an array (``shard_index`` / ``num_shards``) rewrite their shards
+    only; one more call with ``num_shards=1`` then finds nothing left to do and records the
+    new encoder in run.json and stats.json. Returns ``{"shards": n, "rewritten": m, "samples": k, "feature_dim": D}``.
     """
     from tqdm import tqdm
 
