@@ -170,3 +170,24 @@ def test_manifest_rows_end_to_end(corpus, tmp_path):
     csv_manifest.write_text("video,start,end,speaker\ntalk.mp4,0.5,4.5,alice\n,,,\n")
     (segment,) = ManifestSource(csv_manifest).segments()
     assert segment.video == str(tmp_path / "talk.mp4") and segment.end == 4.5
+
+
+def test_avspeech_locates_whole_videos_and_cut_segments(tmp_path):
+    from speech2face.data.media import MediaError
+
+    csv = tmp_path / "clips.csv"
+    csv.write_text(
+        "AvWWVOgaMlk,90.5,94.0,0.5,0.5\n--3ZXUBOZcM,60,67,0.5,0.5\nmissingVid1,1,5,0.5,0.5\n"
+    )
+    (tmp_path / "AvWWVOgaMlk.mkv").write_bytes(b"x")  # whole video, any container
+    (tmp_path / "--3ZXUBOZcM.mp4").write_bytes(b"x")
+    (tmp_path / "--3ZXUBOZcM_60000_67000.webm").write_bytes(b"x")  # the cut segment wins
+    source = AVSpeechSource(csv, tmp_path)
+    whole, cut, missing = source.segments()
+    media = source.locate(whole)
+    assert media.video == tmp_path / "AvWWVOgaMlk.mkv" and media.offset == 90.5
+    media = source.locate(cut)
+    assert media.video == tmp_path / "--3ZXUBOZcM_60000_67000.webm" and media.offset == 0.0
+    with pytest.raises(MediaError) as error:
+        source.locate(missing)
+    assert error.value.reason == "missing_file"
