@@ -60,6 +60,10 @@ def hydra_entry(config_name: str) -> Callable[[Callable[[Any], Any]], Callable[[
             except S2FError as error:
                 fail(str(error))
 
+            overrides = sys.argv[1:]
+            if not any(arg.startswith("-") for arg in overrides):  # not --help, --cfg, -m
+                check_overrides(config_name, overrides)
+
             @hydra.main(version_base="1.3", config_path=path, config_name=config_name)
             def _run(cfg: Any) -> Any:
                 try:
@@ -77,3 +81,28 @@ def hydra_entry(config_name: str) -> Callable[[Callable[[Any], Any]], Callable[[
         return main
 
     return decorate
+
+
+def check_overrides(config_name: str, overrides: list[str]) -> None:
+    """Compose once up front so a bad override is one line on stderr, not Hydra's report.
+
+    Catches unknown config groups or options (``source=foo``) and override syntax errors.
+    """
+    from speech2face.config import compose
+
+    try:
+        compose(config_name, overrides)
+    except Exception as error:  # Hydra raises several unrelated types here
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        message = lines[0] if lines else type(error).__name__
+        if "Available options" in str(error):
+            start = next(i for i, line in enumerate(lines) if line.startswith("Available"))
+            options = [
+                line for line in lines[start + 1 :] if not line.startswith(("Config", "provider"))
+            ]
+            message += f" (available: {', '.join(options)})"
+        elif len(lines) > 1 and lines[1].startswith("To append"):
+            message += f" {lines[1]}"
+        elif "override_grammar" in str(error) or "mismatched input" in message:
+            message = f"cannot parse overrides {' '.join(overrides)!r}: {message}"
+        fail(message)

@@ -75,3 +75,16 @@ def test_bad_input_gives_one_line_and_no_output(tmp_path):
         assert "Traceback" not in result.stderr
         assert not (tmp_path / "out.npy").exists()
     assert list(tmp_path.glob(".out*")) == []  # no temporary leftovers
+
+
+def test_bad_overrides_are_one_line_errors(tmp_path):
+    cases = {
+        ("preprocess", "source=no_such_source", f"output_dir={tmp_path}"): "avspeech",
+        ("spectrogram", "input=x.wav", "no_such_key=1"): "+no_such_key",
+        ("spectrogram", "input=x.wav", "seconds==="): "cannot parse",
+    }
+    for args, hint in cases.items():
+        result = run(list(args), tmp_path)
+        assert result.returncode == 2, args
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and hint in lines[0], result.stderr
