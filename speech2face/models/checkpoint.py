@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from speech2face.errors import S2FError
+from speech2face.models._io import safe_load
 from speech2face.models.face_decoder import FaceDecoder
 from speech2face.models.face_encoder import FaceNetEncoder, VGGFace
 from speech2face.models.voice_encoder import VoiceEncoder
@@ -57,13 +58,7 @@ def save_checkpoint(model: nn.Module, path: str | os.PathLike, **extra: Any) -> 
 
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """The checkpoint's dictionary, read with ``weights_only=True``."""
-    try:
-        payload = torch.load(os.fspath(path), map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise CheckpointError(f"checkpoint not found: {path}") from None
-    except Exception as error:  # unpickling errors have many types
-        message = " ".join(str(error).split())[:200]
-        raise CheckpointError(f"could not read checkpoint {path}: {message}") from None
+    payload = safe_load(path, CheckpointError, "checkpoint")
     if not isinstance(payload, dict) or not {"kind", "config", "state_dict"} <= set(payload):
         raise CheckpointError(f"{path} is not a speech2face model checkpoint")
     if payload["kind"] not in MODEL_KINDS:

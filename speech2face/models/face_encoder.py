@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from speech2face.errors import S2FError
+from speech2face.models._io import safe_load
 
 CROP_SIZE = 224  # aligned face crops are 224x224 RGB
 
@@ -116,13 +117,7 @@ def read_state_dict(path: str | os.PathLike, kind: str) -> tuple[dict[str, Tenso
     ``{"kind", "config", "state_dict"}`` checkpoint (whose kind must be ``kind``).
     Loaded with ``weights_only=True``: no code in the file is run.
     """
-    try:
-        loaded = torch.load(os.fspath(path), map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise FaceEncoderError(f"weights file not found: {path}") from None
-    except Exception as error:  # unpickling errors have many types
-        message = " ".join(str(error).split())[:200]
-        raise FaceEncoderError(f"could not read weights from {path}: {message}") from None
+    loaded = safe_load(path, FaceEncoderError, "weights file")
     if not isinstance(loaded, dict):
         raise FaceEncoderError(f"{path} holds a {type(loaded).__name__}, not a state dict")
     if "state_dict" in loaded and "kind" in loaded:
