@@ -87,10 +87,12 @@ def load_audio(
         AudioError: with a one-line message naming the file, for any unreadable input.
     """
     path = Path(path)
-    if max_seconds is not None and max_seconds <= 0:
-        raise AudioError(f"{path}: max_seconds must be positive, got {max_seconds}")
-    if offset_seconds < 0:
-        raise AudioError(f"{path}: offset_seconds must be >= 0, got {offset_seconds}")
+    if max_seconds is not None and not (math.isfinite(max_seconds) and max_seconds > 0):
+        raise AudioError(f"{path}: max_seconds must be a positive number, got {max_seconds}")
+    if not (math.isfinite(offset_seconds) and offset_seconds >= 0):
+        raise AudioError(f"{path}: offset_seconds must be a number >= 0, got {offset_seconds}")
+    if int(sample_rate) != sample_rate or sample_rate <= 0:
+        raise AudioError(f"{path}: sample_rate must be a positive integer, got {sample_rate}")
     if not path.exists():
         raise AudioError(f"{path}: no such file")
     if not path.is_file():

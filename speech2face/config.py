@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -34,3 +35,16 @@ def compose(config_name: str, overrides: list[str] | None = None):
 
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
         return hydra_compose(config_name=config_name, overrides=list(overrides or []))
+
+
+def require_number(value: object, name: str, minimum: float | None = None, strict: bool = False):
+    """``value`` as a finite int/float, else a one-line :class:`ConfigError`.
+
+    ``minimum`` bounds it from below (``strict``: ``value > minimum``).
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ConfigError(f"{name} must be a finite number, got {value!r}")
+    if minimum is not None and (value <= minimum if strict else value < minimum):
+        bound = ">" if strict else ">="
+        raise ConfigError(f"{name} must be {bound} {minimum}, got {value!r}")
+    return value

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -20,34 +22,36 @@ def spectrogram_of_file(path: str | os.PathLike, seconds: float = 6.0, offset: f
     return spectrogram(fit_to_length(wav, num_samples))
 
 
-def atomic_write(path: Path, write) -> None:
-    """Call ``write(tmp_path)`` then rename into ``path``: no half-written file is ever seen."""
-    path = Path(path)
-    if path.parent and not path.parent.exists():
-        raise S2FError(f"{path}: output directory {path.parent} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
+@contextmanager
+def atomic_outputs(*paths: str | os.PathLike) -> Iterator[list[Path]]:
+    """Yield one temporary path per output; rename them all into place only on success.
+
+    If anything fails inside the block, no output appears and no temporary file is left.
+    """
+    temps: list[Path] = []
     try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        for path in map(Path, paths):
+            if not path.parent.is_dir():
+                raise S2FError(f"{path}: output directory {path.parent} does not exist")
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
+            os.close(fd)
+            temps.append(Path(tmp))
+        yield temps
+        for tmp, path in zip(temps, paths, strict=True):
+            os.replace(tmp, path)
+    finally:
+        for tmp in temps:
+            tmp.unlink(missing_ok=True)
 
 
 def save_spectrogram(spec: torch.Tensor, path: Path) -> None:
-    """``spec``: ``(2, F, 257)``; written as float32 .npy atomically."""
-    array = spec.detach().cpu().numpy().astype(np.float32)
-
-    def write(tmp: Path) -> None:
-        with open(tmp, "wb") as f:
-            np.save(f, array)
-
-    atomic_write(path, write)
+    """``spec``: ``(2, F, 257)``; written as float32 .npy."""
+    with open(path, "wb") as f:
+        np.save(f, spec.detach().cpu().numpy().astype(np.float32))
 
 
-def save_preview(spec: torch.Tensor, path: Path) -> None:
-    """``spec``: ``(2, F, 257)``; real and imaginary channels side by side, time on x."""
+def save_preview(spec: torch.Tensor, path: Path, image_format: str = "png") -> None:
+    """``spec``: ``(2, F, 257)``; real and imaginary channels stacked, time on x."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -59,5 +63,7 @@ def save_preview(spec: torch.Tensor, path: Path) -> None:
         ax.set_ylabel(f"{name}\nfrequency bin")
     axes[-1].set_xlabel("frame (10 ms)")
     fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format=path.suffix.lstrip(".") or "png"))
-    plt.close(fig)
+    try:
+        fig.savefig(path, format=image_format)
+    finally:
+        plt.close(fig)

@@ -271,6 +271,13 @@ def test_bad_arguments(tmp_path):
     sf.write(path, tone(440.0, 1.0, 16_000), 16_000)
     with pytest.raises(AudioError, match="max_seconds"):
         load_audio(path, max_seconds=0)
+    for bad in (float("nan"), float("inf"), -1.0):
+        with pytest.raises(AudioError, match="max_seconds"):
+            load_audio(path, max_seconds=bad)
+        with pytest.raises(AudioError, match="offset_seconds"):
+            load_audio(path, offset_seconds=bad if bad != float("inf") else float("nan"))
+    with pytest.raises(AudioError, match="sample_rate"):
+        load_audio(path, sample_rate=0)
     with pytest.raises(AudioError, match="past the end"):
         load_audio(path, offset_seconds=5.0)
 

@@ -70,6 +70,9 @@ def hydra_entry(config_name: str) -> Callable[[Callable[[Any], Any]], Callable[[
                     return task(cfg)
                 except S2FError as error:
                     fail(str(error))
+                except OSError as error:  # unwritable output, full disk, permissions
+                    where = f": {error.filename}" if error.filename else ""
+                    fail(f"{error.strerror or error}{where}")
                 except MissingMandatoryValue as error:
                     key = getattr(error, "full_key", None) or "a required value"
                     fail(f"missing required value '{key}': pass {key}=...")

@@ -60,11 +60,19 @@ def test_spectrogram_three_seconds(tmp_path):
 def test_bad_input_gives_one_line_and_no_output(tmp_path):
     bad = tmp_path / "bad.wav"
     bad.write_text("not audio")
+    good = tmp_path / "good.wav"
+    sf.write(good, tone(440.0, 1.0, 16_000), 16_000)
     cases = [
         ["spectrogram", f"input={bad}", "output=out.npy"],
         ["spectrogram", f"input={tmp_path / 'missing.wav'}", "output=out.npy"],
         ["spectrogram", "output=out.npy"],
         ["spectrogram", f"input={bad}", "output=out.npy", "seconds=-1"],
+        ["spectrogram", f"input={good}", "output=out.npy", "seconds=nan"],
+        ["spectrogram", f"input={good}", "output=out.npy", "seconds=abc"],
+        ["spectrogram", f"input={good}", "output=out.npy", "offset=inf"],
+        ["spectrogram", f"input={good}", "output=no_such_dir/out.npy"],
+        ["spectrogram", f"input={good}", "output=out.npy", "png=/proc/preview.png"],
+        ["spectrogram", f"input={good}", "output=out.npy", "png=preview.xyz"],
     ]
     for args in cases:
         result = run(args, tmp_path)
