@@ -9,23 +9,31 @@ HTTP ``Range`` request (or starts over when the server does not honour it). Sett
 then raises :class:`WeightsError` whose one-line message names the file, its URL and the
 path to put it at.
 
+A file already in the cache (downloaded earlier, or put there by hand as that message
+suggests) is checked on first use too: its size first (a fast one-line failure), then its
+SHA-256. A successful check is remembered in a sidecar ``<file>.sha256`` holding the digest
+with the file's size and mtime, so later calls do not hash the file again until it changes.
+A cached file that fails raises :class:`WeightsError` naming the file, the expected and the
+actual value and what to do; the file itself is never deleted.
+
 Checksums: the registry stores a SHA-256 and size only where one has been published;
-``sha256=None`` / ``size=None`` mean *unverified*: such a file is accepted as downloaded,
-and ``python -m speech2face weights`` lists it as unverified.
+``sha256=None`` / ``size=None`` mean *unverified*: such a file is accepted as it is, and
+``python -m speech2face weights`` lists it as unverified.
 
 - ``vgg_face_dag``: the PyTorch conversion of Oxford's VGG-Face (Parkhi et al. 2015) by
   S. Albanie (``vgg_face_dag.pth``, a plain state dict). No checksum or exact size has been
   published for it: unverified.
 - ``facenet_vggface2``: facenet-pytorch's InceptionResnetV1 trained on VGGFace2
-  (``20180402-114759-vggface2.pt``, release v2.2.9, about 107 MB). Its SHA-256 is the one
-  recorded by a public project that pins this file together with facenet-pytorch's bundled
-  MTCNN weights (whose recorded hashes match the files that facenet-pytorch 2.5.3 ships);
-  the exact byte size has not been published.
+  (``20180402-114759-vggface2.pt``, release v2.2.9, 111,898,327 bytes). Its SHA-256 and
+  size are the ones recorded by a public project that pins this file together with
+  facenet-pytorch's bundled MTCNN weights (whose recorded hashes match the files that
+  facenet-pytorch 2.5.3 ships).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import urllib.error
 import urllib.request
@@ -39,6 +47,7 @@ OFFLINE_ENV = "S2F_OFFLINE"
 DEFAULT_HOME = Path("~/.cache/speech2face")
 WEIGHTS_SUBDIR = "weights"
 PART_SUFFIX = ".part"
+VERIFIED_SUFFIX = ".sha256"  # sidecar remembering a successful check of a cached file
 CHUNK_BYTES = 1 << 20  # 1 MiB per read while downloading and hashing
 TIMEOUT_S = 60.0  # socket timeout of one download request
 USER_AGENT = "speech2face-weights/1"
@@ -93,7 +102,7 @@ REGISTRY: dict[str, WeightsEntry] = {
                 "v2.2.9/20180402-114759-vggface2.pt"
             ),
             sha256="281cebca8662831adb987a874bdcb36e73f5b1c6dc5ee5878f305e985625d99b",
-            size=None,
+            size=111_898_327,
             description="FaceNet InceptionResnetV1 trained on VGGFace2 (512-D, 8,631 classes)",
         ),
     )
@@ -137,18 +146,91 @@ def sha256_of(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
-def check_file(entry: WeightsEntry, path: Path) -> None:
-    """Raise :class:`WeightsError` when ``path`` fails ``entry``'s known size or SHA-256."""
-    if entry.size is not None and path.stat().st_size != entry.size:
-        raise WeightsError(
-            f"{path} has {path.stat().st_size} bytes, expected {entry.size} for {entry.filename}"
-        )
-    if entry.sha256 is not None:
-        digest = sha256_of(path)
-        if digest != entry.sha256:
+def check_file(entry: WeightsEntry, path: Path) -> str | None:
+    """Check ``path`` against ``entry``'s known size, then its known SHA-256.
+
+    The size is compared first, so a truncated or wrong file fails without being hashed.
+    Returns the SHA-256 when it was computed (and matched), ``None`` when ``entry`` has no
+    checksum; raises :class:`WeightsError` (expected vs actual, one line) on a mismatch.
+    """
+    if entry.size is not None:
+        actual = path.stat().st_size
+        if actual != entry.size:
             raise WeightsError(
-                f"{path} has SHA-256 {digest}, expected {entry.sha256} for {entry.filename}"
+                f"{path} has {actual} bytes, expected {entry.size} for {entry.filename}"
             )
+    if entry.sha256 is None:
+        return None
+    digest = sha256_of(path)
+    if digest != entry.sha256:
+        raise WeightsError(
+            f"{path} has SHA-256 {digest}, expected {entry.sha256} for {entry.filename}"
+        )
+    return digest
+
+
+def sidecar_path(path: str | os.PathLike) -> Path:
+    """The ``<file>.sha256`` that remembers a successful check of ``path``."""
+    path = Path(path)
+    return path.with_name(path.name + VERIFIED_SUFFIX)
+
+
+def _stamp(path: Path) -> dict[str, int]:
+    stat = path.stat()
+    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def is_recorded(entry: WeightsEntry, path: Path) -> bool:
+    """Whether ``path``'s sidecar records ``entry``'s SHA-256 for the file as it is now."""
+    if entry.sha256 is None:
+        return False
+    try:
+        record = json.loads(sidecar_path(path).read_text())
+        stamp = _stamp(path)
+    except (OSError, ValueError):
+        return False
+    return (
+        isinstance(record, dict)
+        and record.get("sha256") == entry.sha256
+        and all(record.get(key) == value for key, value in stamp.items())
+    )
+
+
+def _record(path: Path, digest: str) -> None:
+    """Write ``path``'s sidecar; a cache that cannot be written is checked again next time."""
+    sidecar = sidecar_path(path)
+    temporary = sidecar.with_name(f"{sidecar.name}.{os.getpid()}.tmp")
+    try:
+        temporary.write_text(json.dumps({"sha256": digest, **_stamp(path)}) + "\n")
+        os.replace(temporary, sidecar)
+    except OSError:
+        temporary.unlink(missing_ok=True)
+
+
+def verify_cached(entry: WeightsEntry, path: Path) -> None:
+    """Check a file already in the cache, once: a success is remembered in its sidecar.
+
+    Raises :class:`WeightsError` saying to delete or replace the file when it fails; the file
+    is left where it is.
+    """
+    if entry.sha256 is None and entry.size is None:
+        return  # unverified: nothing to check against
+    if is_recorded(entry, path):
+        return
+    try:
+        digest = check_file(entry, path)
+    except WeightsError as error:
+        fetch_hint = (
+            f" (s2f-weights action=fetch name={entry.name})"
+            if REGISTRY.get(entry.name) == entry
+            else ""
+        )
+        raise WeightsError(
+            f"{error}: delete it and download it again{fetch_hint}, "
+            f"or replace it with the file from {entry.url}"
+        ) from None
+    if digest is not None:
+        _record(path, digest)
 
 
 def missing_message(entry: WeightsEntry, path: Path, reason: str) -> str:
@@ -173,12 +255,13 @@ def fetch(
         download: allow a download; default: unless ``$S2F_OFFLINE`` is set.
         progress: show a tqdm progress bar while downloading.
 
-    A file already at its path is returned as is (it is verified when it was downloaded;
-    :func:`check_file` re-checks one placed by hand).
+    A file already at its path is checked by :func:`verify_cached` (size, then SHA-256,
+    where known; remembered in ``<file>.sha256`` so that it is hashed once) and returned.
     """
     entry = get_entry(entry) if isinstance(entry, str) else entry
     path = local_path(entry, cache_dir)
     if path.is_file():
+        verify_cached(entry, path)
         return path
     if download is None:
         download = not offline()
@@ -197,11 +280,13 @@ def fetch(
             missing_message(entry, path, f"could not download {entry.filename} ({reason})")
         ) from error
     try:
-        check_file(entry, part)
+        digest = check_file(entry, part)
     except WeightsError as error:
         part.unlink(missing_ok=True)
         raise WeightsError(f"{error}; the download was removed, try again") from None
     os.replace(part, path)
+    if digest is not None:
+        _record(path, digest)
     return path
 
 
@@ -279,16 +364,28 @@ def status(entry: WeightsEntry, cache_dir: str | os.PathLike | None = None) -> s
     return "missing"
 
 
-def listing(cache_dir: str | os.PathLike | None = None) -> list[dict[str, str]]:
-    """One row per registry entry: name, state, checksum, path, url, description."""
+def format_size(size: int | None, unknown: str = "unknown") -> str:
+    """``111,898,327 B``; ``unknown`` for ``None``."""
+    return unknown if size is None else f"{size:,} B"
+
+
+def listing(cache_dir: str | os.PathLike | None = None) -> list[dict[str, str | int | None]]:
+    """One row per registry entry.
+
+    Keys: name, state, checksum, size (registered bytes or ``None``), on_disk (bytes of the
+    cached file or ``None``), path, url, description.
+    """
     rows = []
     for entry in REGISTRY.values():
+        path = local_path(entry, cache_dir)
         rows.append(
             {
                 "name": entry.name,
                 "state": status(entry, cache_dir),
                 "checksum": f"sha256 {entry.sha256[:12]}..." if entry.sha256 else "unverified",
-                "path": str(local_path(entry, cache_dir)),
+                "size": entry.size,
+                "on_disk": path.stat().st_size if path.is_file() else None,
+                "path": str(path),
                 "url": entry.url,
                 "description": entry.description,
             }

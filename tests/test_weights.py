@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import http.server
+import json
 import os
 import re
 import subprocess
@@ -117,6 +118,106 @@ def test_size_mismatch_is_reported(tmp_path, source):
         weights.fetch(entry, cache_dir=tmp_path / "cache", progress=False)
 
 
+def count_hashing(monkeypatch) -> list[Path]:
+    """Record every file that :func:`weights.sha256_of` hashes."""
+    hashed: list[Path] = []
+    original = weights.sha256_of
+
+    def counting(path):
+        hashed.append(Path(path))
+        return original(path)
+
+    monkeypatch.setattr(weights, "sha256_of", counting)
+    return hashed
+
+
+def test_download_is_recorded_and_not_hashed_again(tmp_path, source, monkeypatch):
+    hashed = count_hashing(monkeypatch)
+    entry = make_entry(source.as_uri())
+    path = weights.fetch(entry, cache_dir=tmp_path / "cache", progress=False)
+    assert len(hashed) == 1
+    assert weights.is_recorded(entry, path)
+    assert weights.fetch(entry, cache_dir=tmp_path / "cache", progress=False) == path
+    assert len(hashed) == 1
+
+
+def test_file_placed_by_hand_is_verified_once(tmp_path, monkeypatch):
+    hashed = count_hashing(monkeypatch)
+    entry = make_entry("https://example.invalid/test.pth")
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    path = cache / "test.pth"
+    path.write_bytes(PAYLOAD)
+    monkeypatch.setenv(weights.OFFLINE_ENV, "1")
+    assert weights.fetch(entry, cache_dir=cache, progress=False) == path
+    assert hashed == [path]
+    record = json.loads(weights.sidecar_path(path).read_text())
+    stat = path.stat()
+    assert record == {
+        "sha256": entry.sha256,
+        "size": stat.st_size,
+        "mtime_ns": stat.st_mtime_ns,
+    }
+    for _ in range(3):
+        assert weights.fetch(entry, cache_dir=cache, progress=False) == path
+    assert hashed == [path]
+    # A changed file (same size, new mtime) is checked again and fails; it stays in place.
+    path.write_bytes(PAYLOAD[::-1])
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 5_000_000_000))
+    with pytest.raises(WeightsError) as info:
+        weights.fetch(entry, cache_dir=cache, progress=False)
+    message = str(info.value)
+    assert len(hashed) == 2
+    assert "\n" not in message
+    assert str(path) in message
+    assert entry.sha256 in message and hashlib.sha256(PAYLOAD[::-1]).hexdigest() in message
+    assert "delete it" in message and entry.url in message
+    assert path.read_bytes() == PAYLOAD[::-1]
+
+
+def test_cached_file_of_wrong_size_fails_before_hashing(tmp_path, monkeypatch):
+    hashed = count_hashing(monkeypatch)
+    entry = make_entry("https://example.invalid/test.pth")
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "test.pth").write_bytes(b"short")
+    with pytest.raises(WeightsError, match=f"has 5 bytes, expected {len(PAYLOAD)}") as info:
+        weights.fetch(entry, cache_dir=cache, download=False)
+    assert "\n" not in str(info.value)
+    assert hashed == []
+    assert (cache / "test.pth").read_bytes() == b"short"
+    assert not weights.sidecar_path(cache / "test.pth").exists()
+
+
+def test_stale_sidecar_is_not_trusted(tmp_path):
+    entry = make_entry("https://example.invalid/test.pth")
+    path = tmp_path / "test.pth"
+    path.write_bytes(PAYLOAD[::-1])
+    stat = path.stat()
+    record = {"sha256": entry.sha256, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns + 1}
+    weights.sidecar_path(path).write_text(json.dumps(record))
+    assert not weights.is_recorded(entry, path)
+    weights.sidecar_path(path).write_text("not json")
+    assert not weights.is_recorded(entry, path)
+    with pytest.raises(WeightsError, match="SHA-256"):
+        weights.fetch(entry, cache_dir=tmp_path, download=False)
+
+
+def test_registry_file_placed_by_hand_is_checked(tmp_path, monkeypatch):
+    monkeypatch.setenv(weights.HOME_ENV, str(tmp_path / "home"))
+    monkeypatch.setenv(weights.OFFLINE_ENV, "1")
+    path = weights.local_path("facenet_vggface2")
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"not the network")
+    with pytest.raises(WeightsError) as info:
+        weights.resolve("facenet_vggface2")
+    message = str(info.value)
+    assert "\n" not in message
+    assert f"{path} has 15 bytes, expected 111898327" in message
+    assert "s2f-weights action=fetch name=facenet_vggface2" in message
+    assert path.read_bytes() == b"not the network"
+
+
 def test_unverified_entry_downloads(tmp_path, source):
     entry = make_entry(source.as_uri(), sha256=False, size=False)
     assert not entry.verified
@@ -226,8 +327,12 @@ def test_registry_entries_are_well_formed():
         assert entry.url.startswith("https://")
         assert entry.url.rsplit("/", 1)[1] == entry.filename
         assert entry.sha256 is None or re.fullmatch(r"[0-9a-f]{64}", entry.sha256)
-    assert not REGISTRY["vgg_face_dag"].verified  # no published checksum
-    assert REGISTRY["facenet_vggface2"].url.endswith("v2.2.9/20180402-114759-vggface2.pt")
+    vgg = REGISTRY["vgg_face_dag"]
+    assert not vgg.verified and vgg.sha256 is None and vgg.size is None  # none published
+    facenet = REGISTRY["facenet_vggface2"]
+    assert facenet.url.endswith("v2.2.9/20180402-114759-vggface2.pt")
+    assert facenet.sha256 == "281cebca8662831adb987a874bdcb36e73f5b1c6dc5ee5878f305e985625d99b"
+    assert facenet.size == 111_898_327
     with pytest.raises(WeightsError, match="unknown weights 'nope'"):
         weights.get_entry("nope")
 
@@ -237,6 +342,19 @@ def test_home_defaults_and_override(monkeypatch, tmp_path):
     assert weights.weights_home() == Path("~/.cache/speech2face/weights").expanduser()
     monkeypatch.setenv(weights.HOME_ENV, str(tmp_path))
     assert weights.weights_home() == tmp_path / "weights"
+
+
+def test_listing_reports_registered_and_on_disk_sizes(tmp_path):
+    rows = {row["name"]: row for row in weights.listing(tmp_path)}
+    assert rows["facenet_vggface2"]["size"] == 111_898_327
+    assert rows["vgg_face_dag"]["size"] is None
+    assert rows["vgg_face_dag"]["on_disk"] is None
+    (tmp_path / "vgg_face_dag.pth").write_bytes(b"x" * 1234)
+    rows = {row["name"]: row for row in weights.listing(tmp_path)}
+    assert rows["vgg_face_dag"]["on_disk"] == 1234
+    assert rows["vgg_face_dag"]["state"] == "cached"
+    assert weights.format_size(111_898_327) == "111,898,327 B"
+    assert weights.format_size(None) == "unknown"
 
 
 def run_cli(args, tmp_path, **env):
@@ -255,6 +373,18 @@ def test_cli_lists_entries_and_reports_missing_files(tmp_path):
     assert listing.returncode == 0, listing.stderr
     assert "vgg_face_dag" in listing.stdout and "facenet_vggface2" in listing.stdout
     assert "unverified" in listing.stdout and "missing" in listing.stdout
+    lines = listing.stdout.splitlines()
+    assert lines[1].split() == ["name", "state", "checksum", "size", "on", "disk", "path"]
+    facenet = next(line for line in lines if line.startswith("facenet_vggface2"))
+    assert "111,898,327 B" in facenet and " - " in facenet
+    home = tmp_path / "home" / "weights"
+    home.mkdir(parents=True)
+    (home / "vgg_face_dag.pth").write_bytes(b"x" * 2048)
+    listing = run_cli([], tmp_path)
+    assert listing.returncode == 0, listing.stderr
+    vgg = next(line for line in listing.stdout.splitlines() if line.startswith("vgg_face_dag"))
+    assert vgg.split()[:5] == ["vgg_face_dag", "cached", "unverified", "unknown", "2,048"]
+    (home / "vgg_face_dag.pth").unlink()
     fetch = run_cli(["action=fetch", "name=vgg_face_dag"], tmp_path, S2F_OFFLINE="1")
     assert fetch.returncode == 2
     assert fetch.stderr.strip().count("\n") == 0
