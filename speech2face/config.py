@@ -17,7 +17,13 @@ def config_dir() -> Path:
     An absolute path lets every entry point compose its config from any working directory.
     """
     override = os.environ.get(CONFIG_DIR_ENV)
-    path = Path(override) if override else Path(__file__).resolve().parent.parent / "configs"
+    package = Path(__file__).resolve().parent
+    if override:
+        path = Path(override)
+    elif (package.parent / "pyproject.toml").is_file():  # a source checkout (editable install)
+        path = package.parent / "configs"
+    else:  # an installed wheel carries them as speech2face/configs
+        path = package / "configs"
     if not path.is_dir():
         raise ConfigError(
             f"config directory {path} not found; set {CONFIG_DIR_ENV} to the project's configs/"
