@@ -28,30 +28,44 @@ def main(cfg: DictConfig) -> dict:
     if cfg.action == "merge":
         result = merge_outputs(out)
     else:
+        if not isinstance(cfg.progress, bool):
+            raise ConfigError(f"progress must be true or false, got {cfg.progress!r}")
+        batch = _int(cfg, "feature_batch_size", minimum=1)
+        options = None
+        if cfg.action == "preprocess":  # checked before any model is built
+            names = PreprocessOptions.__dataclass_fields__
+            options = PreprocessOptions(**{k: _value(cfg, k) for k in names})
         factory, name = encoder_from_config(cfg.face_encoder)
-        common = dict(device=str(cfg.device), progress=bool(cfg.progress), **jobs)
+        common = dict(device=str(cfg.device), progress=cfg.progress, **jobs)
         if cfg.action == "features":
-            batch = _int(cfg, "feature_batch_size")
             result = recompute_features(out, factory, name, batch_size=batch, **common)
         else:
-            names = PreprocessOptions.__dataclass_fields__
-            options = PreprocessOptions(**{k: cfg[k] for k in names})
             result = preprocess(
                 source_from_config(cfg.source), out, factory, name, options,
                 shard_size=_int(cfg, "shard_size"), workers=_int(cfg, "workers"),
-                feature_batch_size=_int(cfg, "feature_batch_size"), **common,
+                feature_batch_size=batch, **common,
             )  # fmt: skip
     print(summary(out, cfg.action, result))
     return result
 
 
-def _int(cfg: DictConfig, key: str) -> int:
+def _int(cfg: DictConfig, key: str, minimum: int | None = None) -> int:
     from speech2face.errors import ConfigError
 
     value = cfg[key]
     if isinstance(value, bool) or not isinstance(value, int):
         raise ConfigError(f"{key} must be an integer, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise ConfigError(f"{key} must be >= {minimum}, got {value}")
     return value
+
+
+def _value(cfg: DictConfig, key: str):
+    """A plain value (lists and mappings as Python containers, for the error message)."""
+    from omegaconf import OmegaConf
+
+    value = cfg[key]
+    return OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
 
 
 def summary(out: str, action: str, result: dict) -> str:

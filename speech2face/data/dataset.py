@@ -2,10 +2,25 @@
 
 Shards are read sequentially as tar streams from a local directory or from URLs
 (``http://``, ``https://``, ``file://``), so a data set on a web server or object store
-trains without a local copy. Every (DDP rank, loader worker) pair is one *consumer*; each
-epoch, the shard list (shuffled with the epoch's seed when training, identically on every
-rank) is dealt out to the consumers, so every sample is read exactly once per epoch. With
-fewer shards than consumers, consumers sharing a shard take every k-th sample of it.
+trains without a local copy. Every (DDP rank, loader worker) pair is one *consumer*.
+
+Training (``train=True``, shard sample counts known from ``shards.json``): each epoch the
+shard list is shuffled with the epoch's seed (identically on every rank) and its samples,
+in that order, form one sequence; rank ``r`` of ``W`` reads the ``r``-th run of
+``floor(total / W)`` samples of it, split among its loader workers the same way on every
+rank. Every rank therefore yields the same number of samples (and, with ``drop_last``,
+batches) per epoch, as DDP needs: a rank with more data would wait forever at the end of an
+epoch for the others. When ``total`` divides by ``W`` every sample is read exactly once per
+epoch; otherwise the last ``total mod W`` samples of the epoch's order are left out (other
+ones each epoch). Samples a consumer skips (face-only ones with ``require_audio``) are
+made up by reading on past its run, wrapping around, so the count holds (a split with no
+usable sample at all yields nothing on every rank).
+
+Evaluation (``train=False``), and training from ``urls`` without sample counts: the shard
+list (in order) is dealt out to the consumers, so every sample is read exactly once; with
+fewer shards than consumers, consumers sharing a shard take every k-th sample of it. Ranks
+then get unequal numbers of samples: gather evaluation results without collective calls
+per batch, or evaluate on one rank.
 
 Waveforms follow the paper: training takes a random 6 s window of the stored segment
 (segments shorter than 6 s are tiled, :func:`speech2face.audio.fit_to_length`), evaluation
@@ -16,6 +31,7 @@ the first 6 s. Spectrograms are computed on the device in the training step
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import random
 import re
@@ -122,6 +138,9 @@ class ShardDataset(IterableDataset):
         rank, world_size: the DDP process; default: ``torch.distributed`` when it is
             initialised, else 0 of 1.
 
+    How samples are divided among ranks and loader workers: see the module docstring
+    (training: the same count on every rank; evaluation: every sample exactly once).
+
     Each item is a dict: ``wav`` ``(clip_samples,)`` float32, ``feature`` ``(D,)`` float32,
     ``has_audio`` bool, ``key``, ``speaker`` and ``meta`` (the sample's JSON), plus
     ``image`` / ``landmarks`` when asked for.
@@ -158,7 +177,9 @@ class ShardDataset(IterableDataset):
             raise S2FError(f"no shards found for split '{split}' in {root if root else urls}")
         self.shards = [u for u, _ in entries]
         counts = [n for _, n in entries]
-        self.num_samples = None if any(n is None for n in counts) else sum(counts)  # type: ignore[arg-type]
+        known = None if any(n is None for n in counts) else [int(n or 0) for n in counts]
+        self.counts: list[int] | None = known  # samples per shard, from shards.json
+        self.num_samples = None if self.counts is None else sum(self.counts)
         self.train = train
         self.clip_samples = int(clip_samples)
         self.with_image = with_image
@@ -186,12 +207,35 @@ class ShardDataset(IterableDataset):
             raise S2FError(f"rank {rank} is outside world size {world}")
         return rank, world
 
-    def assignment(self, epoch: int, rank: int, world: int, worker: int, workers: int):
-        """``[(shard, stride, offset)]`` read by one consumer in ``epoch``: it keeps the
-        samples whose index in the shard is ``offset`` modulo ``stride``."""
-        order = list(self.shards)
+    def _order(self, epoch: int) -> list[int]:
+        """Indices of the shards in ``epoch``'s order (shuffled when training)."""
+        order = list(range(len(self.shards)))
         if self.train:
             random.Random(self.seed * 1_000_003 + epoch).shuffle(order)
+        return order
+
+    def samples_per_rank(self, world_size: int | None = None) -> int | None:
+        """Samples each rank yields per epoch when training: ``floor(total / world)``;
+        ``None`` when not training or the shard sample counts are unknown."""
+        if not self.train or self.num_samples is None:
+            return None
+        world = self._ranks()[1] if world_size is None else int(world_size)
+        return self.num_samples // world
+
+    def quota(self, rank: int, world: int, worker: int, workers: int) -> tuple[int, int]:
+        """``(first, count)``: where one training consumer's run starts in the epoch's
+        sample sequence, and how many samples it yields (the same on every rank)."""
+        assert self.num_samples is not None
+        per_rank = self.num_samples // world
+        base, extra = divmod(per_rank, workers)
+        count = base + (1 if worker < extra else 0)
+        return rank * per_rank + worker * base + min(worker, extra), count
+
+    def assignment(self, epoch: int, rank: int, world: int, worker: int, workers: int):
+        """``[(shard, stride, offset)]`` read by one consumer in ``epoch`` when shards are
+        dealt out (evaluation; training without counts): it keeps the samples whose index
+        in the shard is ``offset`` modulo ``stride``."""
+        order = [self.shards[i] for i in self._order(epoch)]
         consumers = world * workers
         me = rank * workers + worker
         if len(order) >= consumers:
@@ -206,23 +250,65 @@ class ShardDataset(IterableDataset):
         epoch = self.epoch + self._iterations
         self._iterations += 1
         rng = np.random.default_rng([self.seed, epoch, rank, worker])
-        stream = self._samples(self.assignment(epoch, rank, world, worker, workers), rng)
+        if self.train and self.counts is not None:
+            first, count = self.quota(rank, world, worker, workers)
+            stream = self._run(self._order(epoch), first, count, rng)
+        else:
+            stream = self._samples(self.assignment(epoch, rank, world, worker, workers), rng)
         if self.shuffle_buffer > 1:
             stream = _shuffled(stream, self.shuffle_buffer, rng)
         yield from stream
 
     def _samples(self, plan, rng: np.random.Generator) -> Iterator[dict[str, Any]]:
         for shard, stride, offset in plan:
-            try:
-                with _open(shard) as f:
-                    for index, (key, members) in enumerate(iter_tar_samples(f)):
-                        if index % stride != offset:
-                            continue
-                        sample = self._decode(key, members, rng)
-                        if sample is not None:
-                            yield sample
-            except OSError as error:
-                raise S2FError(f"cannot read shard {shard}: {error}") from None
+            for index, (key, members) in self._read(shard):
+                if index % stride != offset:
+                    continue
+                sample = self._decode(key, members, rng)
+                if sample is not None:
+                    yield sample
+
+    def _read(self, shard: str, skip: int = 0) -> Iterator[tuple[int, tuple[str, dict]]]:
+        """``(index, (key, members))`` of a shard's samples from index ``skip`` on."""
+        try:
+            with _open(shard) as f:
+                for index, record in enumerate(iter_tar_samples(f)):
+                    if index >= skip:
+                        yield index, record
+        except OSError as error:
+            raise S2FError(f"cannot read shard {shard}: {error}") from None
+
+    def _run(self, order: list[int], first: int, count: int, rng: np.random.Generator):
+        """``count`` samples from position ``first`` of the sequence of the shards' samples
+        in ``order``, reading on (wrapping around) past samples that are skipped."""
+        assert self.counts is not None
+        if count <= 0:
+            return
+        total = sum(self.counts)
+        position = 0  # find the shard holding sample ``first``
+        start = 0
+        while position + self.counts[order[start]] <= first:
+            position += self.counts[order[start]]
+            start += 1
+        skip = first - position
+        yielded = 0
+        fruitless = 0  # samples read since the last one yielded
+        for step in itertools.count():
+            shard = self.shards[order[(start + step) % len(order)]]
+            for _, (key, members) in self._read(shard, skip if step == 0 else 0):
+                sample = self._decode(key, members, rng)
+                if sample is None:
+                    fruitless += 1
+                    if fruitless > total:  # none usable at all: every rank yields nothing
+                        return
+                    continue
+                fruitless = 0
+                yield sample
+                yielded += 1
+                if yielded == count:
+                    return
+            if step >= len(order) and yielded == 0 and fruitless == 0:
+                raise S2FError(f"shards hold fewer samples than shards.json lists ({total})")
 
     def _decode(self, key: str, members: dict[str, bytes], rng: np.random.Generator):
         meta = json.loads(members["json"])

@@ -4,8 +4,11 @@ Only the segment's time range is downloaded (``download_ranges``), cut on exact 
 FFmpeg (``force_keyframes_at_cuts``) so the file starts at the segment's start. IDs are
 validated against ``^[A-Za-z0-9_-]{11}$`` before they reach a URL or a file name. Attempts
 are bounded (``retries``); errors that retrying cannot fix (video removed, private, age
-restricted) stop at once. A pause between downloads (``sleep_seconds``) and a bandwidth cap
-(``rate_limit``) keep the load polite.
+restricted) stop at once. A pause after each download keeps the load polite: at least
+``sleep_seconds``, and long enough that the download and the pause together average no more
+than ``rate_limit`` bytes/s (``size / rate_limit - elapsed``). The cap is enforced by that
+pause, not by yt-dlp: for a time range yt-dlp hands the transfer to FFmpeg, which ignores
+yt-dlp's own ``ratelimit``, so a single download may burst above the cap.
 
 Prerequisites (:func:`check_prerequisites`): an FFmpeg executable (imageio-ffmpeg ships
 one) and, for YouTube, a JavaScript runtime yt-dlp supports (deno >= 2.3, node >= 22,
@@ -60,8 +63,9 @@ class DownloadOptions:
         url_template: page URL of a video, ``{id}`` replaced by the validated YouTube ID.
         format: yt-dlp format selector (video + audio up to 720p by default).
         retries: attempts per segment (at least 1), with exponential back-off.
-        rate_limit: bandwidth cap in bytes/s (``None``: no cap).
-        sleep_seconds: pause after each download.
+        rate_limit: bandwidth cap in bytes/s, averaged over each download and the pause
+            after it (``None``: no cap); see the module docstring.
+        sleep_seconds: the shortest pause after each download attempt.
         socket_timeout: seconds before a stalled connection fails.
         cookies: a cookies.txt for sites that ask for a login.
         js_runtime: ``name`` or ``name:path`` of the JavaScript runtime yt-dlp should use
@@ -205,7 +209,7 @@ class Downloader:
 
         from speech2face.data.sources import YOUTUBE_ID, is_safe_key
 
-        if not YOUTUBE_ID.match(video_id) or not is_safe_key(stem):
+        if not YOUTUBE_ID.fullmatch(video_id) or not is_safe_key(stem):
             raise DownloadError(f"refusing unsafe ID {video_id[:40]!r}")
         dest_dir = Path(dest_dir)
         dest_dir.mkdir(parents=True, exist_ok=True)
@@ -216,11 +220,14 @@ class Downloader:
         params["logger"] = log
         last_error = "unknown error"
         for attempt in range(1, self.options.retries + 1):
+            started = time.monotonic()
+            fetched = 0  # bytes of the file written, for the rate limit
             try:
                 with yt_dlp.YoutubeDL(params) as ydl:
                     ydl.download([url])
                 path = self._result(dest_dir, stem)
                 if path is not None:
+                    fetched = path.stat().st_size
                     return path
                 last_error = "yt-dlp finished but wrote no file"
             except yt_dlp.utils.DownloadError as error:
@@ -230,12 +237,21 @@ class Downloader:
             except Exception as error:  # yt-dlp's extractors raise many kinds
                 last_error = f"{type(error).__name__}: {' '.join(str(error).split())}"
             finally:
-                if self.options.sleep_seconds > 0:
-                    time.sleep(self.options.sleep_seconds)
+                pause = self.pause_seconds(fetched, time.monotonic() - started)
+                if pause > 0:
+                    _sleep(pause)
             if attempt < self.options.retries:
-                time.sleep(self.options.backoff_seconds * 2 ** (attempt - 1))
+                _sleep(self.options.backoff_seconds * 2 ** (attempt - 1))
         self._cleanup(dest_dir, stem)
         raise DownloadError(f"{video_id}: {last_error[:300]}")
+
+    def pause_seconds(self, size: int, elapsed: float) -> float:
+        """The pause after a download of ``size`` bytes that took ``elapsed`` seconds:
+        ``max(sleep_seconds, size / rate_limit - elapsed)``."""
+        pause = max(0.0, self.options.sleep_seconds)
+        if self.options.rate_limit:
+            pause = max(pause, size / self.options.rate_limit - elapsed)
+        return pause
 
     @staticmethod
     def _result(dest_dir: Path, stem: str) -> Path | None:
@@ -253,6 +269,10 @@ class Downloader:
         for leftover in dest_dir.glob(f"{stem}.*"):  # stem is [A-Za-z0-9_-]: no wildcards
             if leftover.is_file():
                 leftover.unlink(missing_ok=True)
+
+
+def _sleep(seconds: float) -> None:
+    time.sleep(seconds)
 
 
 class _QuietLogger:

@@ -11,17 +11,21 @@ blocks of ``shard_size``. Chunk ``k`` of split ``s`` is named ``s-%06d`` and wri
 
 A run killed at any moment and started again with the same arguments redoes only the
 chunks without a part file; chunk contents depend on nothing but the chunk's segments, so
-the result equals an uninterrupted run's. Machines split the work with ``shard_index`` /
-``num_shards`` (chunk ``g`` in plan order belongs to ``g % num_shards``); whichever job
-finds every part file present writes the merged ``manifest.jsonl``, ``failures.jsonl``,
-``shards.json`` and ``stats.json``.
+the result equals an uninterrupted run's. ``run.json`` records the run's settings and a
+SHA-256 of each chunk's items, and a rerun whose settings or source items differ is refused
+(an edited source would otherwise mix old and new chunks). Machines split the work with
+``shard_index`` / ``num_shards`` (chunk ``g`` in plan order belongs to ``g % num_shards``);
+whichever job finds every part file present writes the merged ``manifest.jsonl``,
+``failures.jsonl``, ``shards.json`` and ``stats.json``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
+import math
 import os
 import threading
 import time
@@ -43,7 +47,16 @@ from speech2face.data.media import (
     read_pcm16,
 )
 from speech2face.data.shards import TarSampleWriter, encode_wav, json_bytes, npy_bytes
-from speech2face.data.sources import SPLITS, BadRow, Item, Media, Segment, Source
+from speech2face.data.sources import (
+    MAX_KEY_LENGTH,
+    SPLITS,
+    BadRow,
+    Item,
+    Media,
+    Segment,
+    Source,
+    is_safe_key,
+)
 from speech2face.errors import ConfigError, S2FError
 
 __all__ = [
@@ -93,18 +106,45 @@ class PreprocessOptions:
     jpeg_quality: int = 95
 
     def __post_init__(self) -> None:
-        if self.frames_per_clip < 1:
-            raise ConfigError(f"frames_per_clip must be >= 1, got {self.frames_per_clip}")
-        if not 0 < self.min_seconds <= self.max_seconds:
+        # name -> (integer?, lowest, highest); every field is checked for type and range.
+        limits = {
+            "frames_per_clip": (True, 1, None),
+            "min_seconds": (False, 0.0, None),
+            "max_seconds": (False, 0.0, None),
+            "min_face_prob": (False, 0.0, 1.0),
+            "min_face_size": (True, 1, None),
+            "detect_max_side": (True, 64, None),
+            "jpeg_quality": (True, 1, 100),
+        }
+        for name, (integer, low, high) in limits.items():
+            value = getattr(self, name)
+            if integer:
+                if isinstance(value, bool) or not isinstance(value, int):
+                    raise ConfigError(f"{name} must be an integer, got {_shown(value)}")
+            else:
+                if (
+                    isinstance(value, bool)
+                    or not isinstance(value, int | float)
+                    or not math.isfinite(value)
+                ):
+                    raise ConfigError(f"{name} must be a finite number, got {_shown(value)}")
+                value = float(value)
+                object.__setattr__(self, name, value)  # 3 and 3.0: one setting
+            if name in ("min_seconds", "max_seconds") and value <= 0:
+                raise ConfigError(f"{name} must be > 0, got {value:g}")
+            if value < low or (high is not None and value > high):
+                span = f"in [{low}, {high}]" if high is not None else f">= {low}"
+                raise ConfigError(f"{name} must be {span}, got {value:g}")
+        if self.min_seconds > self.max_seconds:
             raise ConfigError(
-                f"need 0 < min_seconds <= max_seconds, got {self.min_seconds}, {self.max_seconds}"
+                f"need min_seconds <= max_seconds, got {self.min_seconds:g} > {self.max_seconds:g}"
             )
-        if not 0.0 <= self.min_face_prob <= 1.0:
-            raise ConfigError(f"min_face_prob must be in [0, 1], got {self.min_face_prob}")
-        if self.detect_max_side < 64:
-            raise ConfigError(f"detect_max_side must be >= 64, got {self.detect_max_side}")
-        if not 1 <= self.jpeg_quality <= 100:
-            raise ConfigError(f"jpeg_quality must be in 1..100, got {self.jpeg_quality}")
+
+
+def _shown(value: Any) -> str:
+    text = repr(value) if isinstance(value, str) else str(value)
+    text = " ".join(text.split())
+    return text if len(text) <= 60 else text[:60] + "..."
 
 
 @dataclass
@@ -495,6 +535,7 @@ def _write_chunk(
     with open(tmp, "wb") as f:
         writer = TarSampleWriter(f)
         pending: list[_Kept] = []
+        pending_items: list[Segment] = []
 
         def flush() -> None:
             if not pending:
@@ -502,18 +543,26 @@ def _write_chunk(
             feats = processor._timed(
                 "features", lambda: processor.features([k.crop for k in pending])
             )
-            for kept, feat in zip(pending, feats, strict=True):
+            for kept, feat, item in zip(pending, feats, pending_items, strict=True):
                 kept.meta["feature_dim"] = int(feat.shape[0])
                 kept.members["json"] = json_bytes(kept.meta)
                 kept.members["feat.npy"] = npy_bytes(feat)
-                processor._timed("write", lambda k=kept: writer.write(k.key, k.members))
+                try:  # writes nothing when it fails: the shard stays whole
+                    processor._timed("write", lambda k=kept: writer.write(k.key, k.members))
+                except ValueError as error:
+                    failures.append(_failure(item, "internal_error", str(error)[:300]))
+                    continue
                 samples.append(kept.manifest | {"shard": shard})
             pending.clear()
+            pending_items.clear()
 
         for item in chunk.items:
             kept = None
             if isinstance(item, BadRow):
                 failures.append(_failure(item, "bad_row", item.detail))
+            elif not is_safe_key(item.key):  # sources check keys; this one would not fit
+                detail = f"key {item.key[:40]!r} is not [A-Za-z0-9_-]{{1,{MAX_KEY_LENGTH}}}"
+                failures.append(_failure(item, "bad_row", detail))
             else:
                 try:
                     kept = processor.process(item)
@@ -526,6 +575,7 @@ def _write_chunk(
                     failures.append(_failure(item, "internal_error", detail))
             if kept is not None:
                 pending.append(kept)
+                pending_items.append(item)
                 if len(pending) >= processor.feature_batch_size:
                     flush()
             if on_item is not None:
@@ -773,9 +823,27 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def _check_run_file(layout: OutputLayout, identity: dict[str, Any], chunk_names: list[str]) -> None:
-    """Record the run's settings; refuse to mix two different runs in one output_dir."""
-    record = {"identity": identity, "chunks": chunk_names}
+def _chunk_digest(chunk: Chunk) -> str:
+    """SHA-256 of everything that defines a chunk's items (keys, times, face centres, media
+    paths made absolute, speakers, splits, labels; bad rows' text)."""
+    digest = hashlib.sha256()
+    for item in chunk.items:
+        fields = asdict(item)
+        fields["kind"] = type(item).__name__
+        for name in ("video", "audio", "image"):
+            if fields.get(name):
+                fields[name] = os.path.abspath(fields[name])
+        line = json.dumps(fields, sort_keys=True, default=str, ensure_ascii=True)
+        digest.update(line.encode("ascii") + b"\n")
+    return digest.hexdigest()
+
+
+def _check_run_file(layout: OutputLayout, identity: dict[str, Any], chunks: list[Chunk]) -> None:
+    """Record the run's settings and plan; refuse to mix two different runs in one
+    output_dir, and to resume a run whose source now gives other items."""
+    chunk_names = [c.name for c in chunks]
+    digests = {c.name: _chunk_digest(c) for c in chunks}
+    record = {"identity": identity, "chunks": chunk_names, "chunk_sha256": digests}
     if layout.run_file.exists():
         try:
             previous = json.loads(layout.run_file.read_text())
@@ -793,6 +861,15 @@ def _check_run_file(layout: OutputLayout, identity: dict[str, Any], chunk_names:
                 f"{layout.root} was planned from a different list of segments; "
                 "the source changed since the first run: use a new output_dir"
             )
+        before = previous.get("chunk_sha256") if previous is not None else None
+        if isinstance(before, dict):
+            changed = [name for name in chunk_names if before.get(name) != digests[name]]
+            if changed:
+                raise ConfigError(
+                    f"{layout.root} was planned from other segments: the source changed since "
+                    f"the first run ({len(changed)} chunk(s) differ, first {changed[0]}); "
+                    "restore it to resume, or use a new output_dir"
+                )
     _write_atomic(layout.run_file, json.dumps(record, indent=1, sort_keys=True).encode("utf-8"))
 
 
@@ -828,9 +905,7 @@ def preprocess(
     items = source.segments()
     chunks = plan_chunks(items, shard_size)
     layout.make()
-    _check_run_file(
-        layout, _run_identity(source, options, shard_size, encoder_name), [c.name for c in chunks]
-    )
+    _check_run_file(layout, _run_identity(source, options, shard_size, encoder_name), chunks)
     mine = [c for c in chunks if c.index % num_shards == shard_index]
     todo = [c for c in mine if not layout.part(c.name).exists()]
     if todo and getattr(source, "download", False):

@@ -12,7 +12,10 @@ convention: the key ends at the first dot of the member's name):
 =====================  ==========================================================
 
 Members carry fixed metadata (mtime 0, uid/gid 0, mode 0644), so the same samples give
-byte-identical shards on any machine.
+byte-identical shards on any machine. Shards are USTAR tar files (readable by every tar
+implementation, WebDataset included), whose member names hold at most
+:data:`MAX_MEMBER_NAME` characters; keys are kept short enough for that
+(:data:`speech2face.data.sources.MAX_KEY_LENGTH`).
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ __all__ = [
 ]
 
 SAMPLE_EXTENSIONS = ("json", "wav", "jpg", "lm68.npy", "feat.npy")  # member order in a sample
+MAX_MEMBER_NAME = 100  # characters in a USTAR member name (no directory part)
 
 
 def npy_bytes(array: np.ndarray) -> bytes:
@@ -85,9 +89,16 @@ class TarSampleWriter:
         self.count = 0
 
     def write(self, key: str, members: dict[str, bytes]) -> None:
-        """Write ``<key>.<ext>`` for each ``ext -> bytes`` in :data:`SAMPLE_EXTENSIONS` order."""
+        """Write ``<key>.<ext>`` for each ``ext -> bytes`` in :data:`SAMPLE_EXTENSIONS` order.
+
+        Raises ``ValueError``, having written nothing, when a name cannot be stored.
+        """
         order = [ext for ext in SAMPLE_EXTENSIONS if ext in members]
         order += sorted(ext for ext in members if ext not in SAMPLE_EXTENSIONS)
+        for ext in order:
+            name = f"{key}.{ext}"
+            if len(name) > MAX_MEMBER_NAME or not name.isascii() or "/" in name:
+                raise ValueError(f"cannot store tar member {name[:120]!r}")
         for ext in order:
             data = members[ext]
             info = tarfile.TarInfo(f"{key}.{ext}")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import math
 import re
@@ -27,6 +28,7 @@ from speech2face.errors import S2FError
 
 __all__ = [
     "KEY_PATTERN",
+    "MAX_KEY_LENGTH",
     "SPLITS",
     "VIDEO_EXTENSIONS",
     "YOUTUBE_ID",
@@ -39,16 +41,24 @@ __all__ = [
     "Source",
     "SourceError",
     "VoxCeleb2Source",
+    "fit_key",
     "is_safe_key",
     "speaker_split",
 ]
 
 SPLITS = ("train", "val", "test")
-YOUTUBE_ID = re.compile(r"^[A-Za-z0-9_-]{11}$")
+# Patterns that validate input are used with ``fullmatch`` and end in ``\Z`` (``$`` would
+# accept a trailing newline).
+YOUTUBE_ID = re.compile(r"\A[A-Za-z0-9_-]{11}\Z")
 # Sample keys become tar member names "<key>.<ext>": no dots (WebDataset splits the key at
-# the first dot), no separators, nothing a shell would interpret.
-KEY_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,120}$")
-VOXCELEB_SPEAKER = re.compile(r"^id\d{5}$")
+# the first dot), no separators, nothing a shell would interpret. Shards are USTAR tar
+# files, whose member names hold at most 100 characters: the key plus its longest suffix
+# (".lm68.npy", ".feat.npy": 9 characters) must fit.
+MAX_KEY_LENGTH = 91
+KEY_PATTERN = re.compile(rf"\A[A-Za-z0-9_-]{{1,{MAX_KEY_LENGTH}}}\Z")
+KEY_HASH_CHARS = 10  # hex digits of SHA-256 that end a shortened key
+VOXCELEB_SPEAKER = re.compile(r"\Aid\d{5}\Z")
+SAFE_NAME = re.compile(r"\A[A-Za-z0-9_-]+\Z")  # a part of a generated key (any length)
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".mov", ".m4v", ".avi", ".flv", ".3gp")
 MAX_ROW_TEXT = 200  # characters of a bad row kept in failures.jsonl
 LABEL_FIELDS = ("gender", "age", "ethnicity")
@@ -110,8 +120,19 @@ class Media:
 
 
 def is_safe_key(key: str) -> bool:
-    """Whether ``key`` can name tar members and files: ``[A-Za-z0-9_-]``, 1-120 chars."""
-    return bool(KEY_PATTERN.match(key))
+    """Whether ``key`` can name tar members and files: ``[A-Za-z0-9_-]``, 1 to
+    :data:`MAX_KEY_LENGTH` characters."""
+    return isinstance(key, str) and KEY_PATTERN.fullmatch(key) is not None
+
+
+def fit_key(key: str) -> str:
+    """``key`` (made of ``[A-Za-z0-9_-]``) shortened to :data:`MAX_KEY_LENGTH` characters:
+    unchanged when it fits, else its start, ``-`` and the first hex digits of its SHA-256
+    (deterministic, and distinct for distinct long keys)."""
+    if len(key) <= MAX_KEY_LENGTH:
+        return key
+    digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:KEY_HASH_CHARS]
+    return f"{key[: MAX_KEY_LENGTH - KEY_HASH_CHARS - 1]}-{digest}"
 
 
 def sanitize(text: str) -> str:
@@ -121,7 +142,7 @@ def sanitize(text: str) -> str:
 
 def speaker_split(speaker: str, val_fraction: float, test_fraction: float) -> str:
     """Deterministic split of a speaker: a SHA-256 of its ID read as a number in [0, 1)."""
-    digest = hashlib.sha256(speaker.encode("utf-8")).digest()
+    digest = hashlib.sha256(speaker.encode("utf-8", "surrogatepass")).digest()
     u = int.from_bytes(digest[:8], "big") / 2**64
     if u < test_fraction:
         return "test"
@@ -130,10 +151,22 @@ def speaker_split(speaker: str, val_fraction: float, test_fraction: float) -> st
     return "train"
 
 
+def _number(value: Any, name: str, minimum: float, integer: bool = False) -> float:
+    """``value`` checked to be a finite number (an integer when asked) >= ``minimum``."""
+    kind = int if integer else int | float
+    if isinstance(value, bool) or not isinstance(value, kind) or not math.isfinite(value):
+        what = "an integer" if integer else "a finite number"
+        raise SourceError(f"{name} must be {what}, got {_clip_text(repr(value))[:60]}")
+    if value < minimum:
+        raise SourceError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
 def _check_fractions(split: str | None, val_fraction: float, test_fraction: float) -> None:
     if split is not None and split not in SPLITS:
         raise SourceError(f"split must be one of {', '.join(SPLITS)} or null, got '{split}'")
     for name, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+        _number(value, name, 0.0)
         if not 0.0 <= value <= 1.0:
             raise SourceError(f"{name} must be in [0, 1], got {value}")
     if val_fraction + test_fraction > 1.0:
@@ -245,18 +278,42 @@ def _read_labels(path: str | Path | None, id_field: str) -> dict[str, dict[str, 
     path = Path(path)
     if not path.is_file():
         raise SourceError(f"labels file not found: {path}")
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        fields = [name.strip() for name in (reader.fieldnames or [])]
-        if id_field not in fields:
-            raise SourceError(f"{path}: labels need a '{id_field}' column (have {fields})")
-        out = {}
-        for raw in reader:
-            row = {(k or "").strip(): v for k, v in raw.items()}
-            ident = (row.pop(id_field, "") or "").strip()
-            if ident:
-                out[ident] = _normalise_labels(row)
+    rows = _read_csv_table(path, "labels file")
+    fields = [name.strip() for name in (rows[0] if rows else [])]
+    if id_field not in fields:
+        raise SourceError(f"{path}: labels need a '{id_field}' column (have {fields})")
+    out = {}
+    for values in rows[1:]:
+        row = dict(zip(fields, values, strict=False))
+        ident = (row.pop(id_field, "") or "").strip()
+        if ident:
+            out[ident] = _normalise_labels(row)
     return out
+
+
+def _read_text(path: Path, what: str) -> str:
+    """The whole of a small UTF-8 text file (labels, meta data), or a one-line error."""
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise SourceError(f"cannot read {what} {path}: {error.strerror or error}") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        raise SourceError(
+            f"{what} {path} is not UTF-8 text (byte 0x{data[error.start]:02x} on line {line}):"
+            " save it as UTF-8"
+        ) from None
+
+
+def _read_csv_table(path: Path, what: str) -> list[list[str]]:
+    """Every non-blank row of a small UTF-8 CSV file, or a one-line error."""
+    text = _read_text(path, what)
+    try:
+        return [row for row in csv.reader(io.StringIO(text, newline="")) if any(row)]
+    except csv.Error as error:
+        raise SourceError(f"{what} {path} is not a readable CSV file: {error}") from None
 
 
 class AVSpeechSource(Source):
@@ -308,16 +365,18 @@ class AVSpeechSource(Source):
         self.labels_path = None if labels is None else Path(labels)
         self.download = bool(download)
         self.keep_downloads = bool(keep_downloads)
+        if rate_limit is not None:
+            _number(rate_limit, "rate_limit", 1, integer=True)
         self.download_options = DownloadOptions(
-            url_template=url_template,
-            format=format,
-            retries=int(retries),
+            url_template=str(url_template),
+            format=str(format),
+            retries=int(_number(retries, "retries", 1, integer=True)),
             rate_limit=None if rate_limit is None else int(rate_limit),
-            sleep_seconds=float(sleep_seconds),
-            socket_timeout=float(socket_timeout),
+            sleep_seconds=float(_number(sleep_seconds, "sleep_seconds", 0.0)),
+            socket_timeout=float(_number(socket_timeout, "socket_timeout", 0.001)),
             cookies=cookies,
             js_runtime=js_runtime,
-            backoff_seconds=float(backoff_seconds),
+            backoff_seconds=float(_number(backoff_seconds, "backoff_seconds", 0.0)),
         )
         if not self.csv.is_file():
             raise SourceError(f"AVSpeech CSV not found: {self.csv}")
@@ -372,7 +431,7 @@ class AVSpeechSource(Source):
                 f"expected 5 fields (YouTubeID,start,end,face_x,face_y), got {len(row)}"
             )
         video_id = row[0].strip()
-        if not YOUTUBE_ID.match(video_id):
+        if not YOUTUBE_ID.fullmatch(video_id):
             raise ValueError(f"invalid YouTube ID {video_id[:40]!r}")
         start, end = _finite(row[1], "start"), _finite(row[2], "end")
         face_x, face_y = _finite(row[3], "face_x"), _finite(row[4], "face_y")
@@ -410,7 +469,7 @@ class AVSpeechSource(Source):
         from speech2face.data.media import MediaError
 
         video_id = segment.youtube_id
-        if video_id is None or not YOUTUBE_ID.match(video_id):  # checked when parsed too
+        if video_id is None or not YOUTUBE_ID.fullmatch(video_id):  # checked when parsed too
             raise MediaError("bad_row", "invalid YouTube ID")
         cut = self.segment_file_stem(segment)
         for ext in VIDEO_EXTENSIONS:
@@ -491,8 +550,7 @@ class VoxCeleb2Source(Source):
         if self.meta is None:
             return {}
         out: dict[str, dict[str, Any]] = {}
-        with open(self.meta, newline="", encoding="utf-8") as f:
-            rows = list(csv.reader(f))
+        rows = _read_csv_table(self.meta, "VoxCeleb2 meta file")
         if not rows:
             return out
         header = [h.strip().lower() for h in rows[0]]
@@ -512,7 +570,15 @@ class VoxCeleb2Source(Source):
 
     def segments(self) -> list[Item]:
         meta = self._meta()
+        try:
+            return self._segments(meta)
+        except OSError as error:
+            where = error.filename or self.root
+            raise SourceError(f"cannot read {where}: {error.strerror or error}") from None
+
+    def _segments(self, meta: dict[str, dict[str, Any]]) -> list[Item]:
         items: list[Item] = []
+        seen: set[str] = set()
         row = 0
         for speaker_dir in sorted(p for p in self.root.iterdir() if p.is_dir()):
             for video_dir in sorted(p for p in speaker_dir.iterdir() if p.is_dir()):
@@ -522,9 +588,15 @@ class VoxCeleb2Source(Source):
                     row += 1
                     speaker, video, stem = speaker_dir.name, video_dir.name, clip.stem
                     relative = f"{speaker}/{video}/{clip.name}"
-                    if not VOXCELEB_SPEAKER.match(speaker) or not (
-                        is_safe_key(video) and is_safe_key(stem)
+                    problem = None
+                    if not VOXCELEB_SPEAKER.fullmatch(speaker) or not (
+                        SAFE_NAME.fullmatch(video) and SAFE_NAME.fullmatch(stem)
                     ):
+                        problem = "unexpected name in the mp4/idXXXXX/<video>/<n>.mp4 tree"
+                    key = fit_key(f"{speaker}_{video}_{stem}")  # long names: shortened
+                    if problem is None and key in seen:
+                        problem = f"duplicate segment {key} (one clip in two containers?)"
+                    if problem is not None:
                         items.append(
                             BadRow(
                                 _bad_row_key(self.name, row),
@@ -532,13 +604,14 @@ class VoxCeleb2Source(Source):
                                 self.split_of(relative),
                                 row,
                                 _clip_text(relative),
-                                "unexpected name in the mp4/idXXXXX/<video>/<n>.mp4 tree",
+                                problem,
                             )
                         )
                         continue
+                    seen.add(key)
                     items.append(
                         Segment(
-                            key=f"{speaker}_{video}_{stem}",
+                            key=key,
                             source=self.name,
                             speaker=speaker,
                             split=self.split_of(speaker),
@@ -593,19 +666,30 @@ class ManifestSource(Source):
                     continue
                 yield number, value, text, ""
             return
+        # Undecodable bytes become U+FFFD: the row then fails validation as a bad row.
         try:
-            with open(self.path, newline="", encoding="utf-8", errors="replace") as f:
-                reader = csv.DictReader(f)
-                for raw in reader:
+            with open(self.path, newline="", encoding="utf-8-sig", errors="replace") as f:
+                reader = csv.reader(f)
+                try:
+                    header = [name.strip() for name in next(reader, [])]
+                except csv.Error as error:
+                    raise SourceError(f"{self.path}: unreadable CSV header ({error})") from None
+                while True:
+                    try:
+                        values = next(reader)
+                    except StopIteration:
+                        return
+                    except csv.Error as error:  # e.g. a field over the csv module's limit
+                        yield reader.line_num, None, f"line {reader.line_num}", f"not CSV ({error})"
+                        continue
                     number = reader.line_num
-                    text = ",".join("" if v is None else str(v) for v in raw.values())
-                    if None in raw:  # more fields than the header
+                    text = ",".join(values)
+                    if not any(v.strip() for v in values):
+                        continue
+                    if len(values) > len(header):
                         yield number, None, text, "more fields than the header"
                         continue
-                    fields = {(k or "").strip(): v for k, v in raw.items()}
-                    if all(v in (None, "") for v in fields.values()):
-                        continue
-                    yield number, fields, text, ""
+                    yield number, dict(zip(header, values, strict=False)), text, ""
         except OSError as error:
             raise SourceError(f"cannot read {self.path}: {error.strerror or error}") from None
 
@@ -677,9 +761,9 @@ class ManifestSource(Source):
         if key not in (None, ""):
             key = str(key).strip()
             if not is_safe_key(key):
-                raise ValueError(f"key {key[:40]!r} is not [A-Za-z0-9_-]{{1,120}}")
+                raise ValueError(f"key {key[:40]!r} is not [A-Za-z0-9_-]{{1,{MAX_KEY_LENGTH}}}")
         else:
-            key = f"{sanitize(media_stem)}_{number:07d}"
+            key = fit_key(f"{sanitize(media_stem)}_{number:07d}")
         speaker = fields.get("speaker")
         speaker = (
             sanitize(str(speaker).strip()) if speaker not in (None, "") else sanitize(media_stem)

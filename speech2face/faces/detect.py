@@ -14,10 +14,12 @@ import numpy as np
 
 __all__ = [
     "DETECT_MAX_SIDE",
+    "MAX_CENTRE_DISTANCE",
     "MIN_FACE_PROB",
     "MIN_FACE_SIZE",
     "Detection",
     "FaceDetector",
+    "box_distance",
     "frontality",
     "pick_detection",
 ]
@@ -25,6 +27,9 @@ __all__ = [
 DETECT_MAX_SIDE = 640  # frames larger than this are downscaled for detection only
 MIN_FACE_PROB = 0.9  # MTCNN probability below which a detection is ignored
 MIN_FACE_SIZE = 40  # pixels (in the original frame): smaller faces are ignored
+# Given the speaker's face centre, a detection counts only when its box holds the centre or
+# lies within this many box widths of it.
+MAX_CENTRE_DISTANCE = 1.0
 # MTCNN runs many tiny convolutions; on CPU one torch thread is fastest (on a 2-core machine,
 # 6 frames of 256x256 take 0.1 s on one thread and 2 s on two).
 DETECT_THREADS = 1
@@ -40,6 +45,10 @@ class Detection:
     box: np.ndarray  # (4,) float32: x0, y0, x1, y1
     prob: float
     landmarks: np.ndarray  # (5, 2) float32: eyes (left, right), nose, mouth (left, right)
+
+    @property
+    def width(self) -> float:
+        return float(self.box[2] - self.box[0])
 
     @property
     def size(self) -> float:
@@ -90,14 +99,30 @@ def pick_detection(
     min_size: float = MIN_FACE_SIZE,
 ) -> Detection | None:
     """The speaker's face: the confident detection nearest ``centre`` (x, y pixels), else
-    the largest one; ``None`` when no detection passes ``min_prob`` and ``min_size``."""
+    the largest one; ``None`` when no detection passes ``min_prob`` and ``min_size``.
+
+    With a ``centre``, only a detection near it counts: its box contains the centre, or
+    lies within :data:`MAX_CENTRE_DISTANCE` box widths of it. A frame whose faces are all
+    farther away has no speaker face (``None``), so a bystander cannot stand in for the
+    speaker.
+    """
     good = [d for d in detections if d.prob >= min_prob and d.size >= min_size]
-    if not good:
-        return None
     if centre is not None:
         point = np.asarray(centre, dtype=np.float32)
+        good = [d for d in good if box_distance(d.box, point) <= MAX_CENTRE_DISTANCE * d.width]
+        if not good:
+            return None
         return min(good, key=lambda d: float(np.linalg.norm(d.centre - point)))
+    if not good:
+        return None
     return max(good, key=lambda d: d.size)
+
+
+def box_distance(box: np.ndarray, point: np.ndarray) -> float:
+    """Distance in pixels from ``point`` (x, y) to the box ``(x0, y0, x1, y1)``; 0 inside."""
+    dx = max(float(box[0]) - float(point[0]), 0.0, float(point[0]) - float(box[2]))
+    dy = max(float(box[1]) - float(point[1]), 0.0, float(point[1]) - float(box[3]))
+    return float(np.hypot(dx, dy))
 
 
 class FaceDetector:

@@ -1,4 +1,5 @@
-"""ShardDataset: exact coverage across ranks x workers, windows, collate, HTTP, WebDataset."""
+"""ShardDataset: equal counts per rank, coverage across ranks x workers, windows, collate,
+HTTP, WebDataset."""
 
 from __future__ import annotations
 
@@ -24,8 +25,9 @@ RANKS = 2
 WORKERS = 2
 
 
-def fake_shards(root: Path, sizes: list[int], seconds: float = 7.0, audio: bool = True) -> set[str]:
-    """Write shards of synthetic samples (sample i's waveform is a ramp starting at i)."""
+def fake_shards(root: Path, sizes: list[int], seconds: float = 7.0, audio=True) -> set[str]:
+    """Write shards of synthetic samples (sample i's waveform is a ramp starting at i);
+    ``audio``: whether samples have a waveform, or a function of the sample's number."""
     (root / "shards").mkdir(parents=True)
     rng = np.random.default_rng(0)
     jpeg = io.BytesIO()
@@ -41,7 +43,7 @@ def fake_shards(root: Path, sizes: list[int], seconds: float = 7.0, audio: bool 
                 "lm68.npy": npy_bytes(rng.uniform(0, 224, (68, 2)).astype(np.float32)),
                 "feat.npy": npy_bytes(rng.normal(size=16).astype(np.float16)),
             }
-            if audio:
+            if audio(n) if callable(audio) else audio:
                 ramp = (np.arange(int(seconds * SAMPLE_RATE)) + n) % 30_000
                 members["wav"] = encode_wav(ramp.astype(np.int16))
             samples.append((key, members))
@@ -54,26 +56,49 @@ def fake_shards(root: Path, sizes: list[int], seconds: float = 7.0, audio: bool 
     return keys
 
 
-def epoch_keys(root: Path, epochs: int = 2, **kwargs) -> list[Counter]:
-    """Keys each epoch yields, over RANKS ranks x WORKERS loader workers."""
-    counts = [Counter() for _ in range(epochs)]
+def epoch_keys(root: Path, epochs: int = 2, per_rank: bool = False, **kwargs) -> list:
+    """Keys each epoch yields, over RANKS ranks x WORKERS loader workers (``per_rank``: a
+    Counter per rank and epoch, else one per epoch)."""
+    counts = [[Counter() for _ in range(RANKS)] for _ in range(epochs)]
     for rank in range(RANKS):
         ds = ShardDataset(str(root), "train", rank=rank, world_size=RANKS, **kwargs)
         loader = build_loader(ds, batch_size=3, num_workers=WORKERS, drop_last=False)
         for epoch in range(epochs):
             for batch in loader:
-                counts[epoch].update(batch["key"])
-    return counts
+                counts[epoch][rank].update(batch["key"])
+    return counts if per_rank else [sum(ranks, Counter()) for ranks in counts]
 
 
 @pytest.mark.parametrize("sizes", [[3, 5, 1, 4, 2, 6, 3], [4, 2]], ids=["many", "few"])
 def test_every_sample_once_per_epoch(tmp_path, sizes):
-    """2 ranks x 2 workers: with more shards than consumers (whole shards are dealt out)
-    and with fewer (consumers sharing a shard take every k-th sample)."""
+    """Training, 2 ranks x 2 workers, a sample count that divides by the ranks: every
+    sample exactly once per epoch, with more shards than consumers and with fewer."""
     keys = fake_shards(tmp_path, sizes)
     for counts in epoch_keys(tmp_path):
         assert set(counts) == keys
         assert set(counts.values()) == {1}
+
+
+def test_ranks_get_equal_counts(tmp_path):
+    """3 shards on 2 ranks (7 samples): each rank yields floor(7 / 2) = 3 distinct samples
+    per epoch, so no rank waits for another at the end of an epoch under DDP; the same
+    holds when a rank must skip face-only samples."""
+    keys = fake_shards(tmp_path / "a", [3, 2, 2])
+    for ranks in epoch_keys(tmp_path / "a", per_rank=True):
+        assert [sum(c.values()) for c in ranks] == [3, 3]
+        both = sum(ranks, Counter())
+        assert set(both) <= keys and set(both.values()) == {1}
+    ds = ShardDataset(str(tmp_path / "a"), "train", rank=1, world_size=2)
+    assert ds.samples_per_rank() == 3 and ds.samples_per_rank(3) == 2
+    fake_shards(tmp_path / "b", [4, 1, 2], audio=lambda n: n % 3 != 0)  # 3 of 7 face-only
+    for ranks in epoch_keys(tmp_path / "b", per_rank=True):
+        assert [sum(c.values()) for c in ranks] == [3, 3]
+    # Evaluation keeps exact coverage: every sample once, in shard order.
+    seen = []
+    for rank in range(2):
+        ds = ShardDataset(str(tmp_path / "a"), "train", train=False, rank=rank, world_size=2)
+        seen += [sample["key"] for sample in ds]
+    assert sorted(seen) == sorted(keys)
 
 
 def test_epochs_reshuffle_the_shard_order(tmp_path):
@@ -207,3 +232,11 @@ def test_data_config_instantiates(preprocessed):
     cfg.root = str(preprocessed)
     ds = instantiate(cfg)
     assert isinstance(ds, ShardDataset) and ds.train and ds.clip_samples == N_SAMPLES
+    # As data/README.md shows it: composed with overrides.
+    from speech2face.config import compose
+
+    cfg = compose(
+        "data/shards", [f"data.root={preprocessed}", "data.split=val", "data.train=false"]
+    )
+    ds = instantiate(cfg.data)
+    assert isinstance(ds, ShardDataset) and not ds.train and "/val-" in ds.shards[0]

@@ -8,6 +8,7 @@ import json
 import os
 import re
 import threading
+import time
 from collections import Counter
 from functools import partial
 from pathlib import Path
@@ -205,3 +206,25 @@ def test_youtube_segment(tmp_path):
     info = probe(path)
     assert info.has_audio and info.has_video
     assert info.duration == pytest.approx(3.5, abs=0.5)
+
+
+def test_rate_limit_is_enforced_by_the_pause(corpus, server, tmp_path, monkeypatch):
+    """yt-dlp's FFmpeg range download ignores its ratelimit, so the pause after each
+    download makes up for it: max(sleep_seconds, size / rate_limit - elapsed)."""
+    from speech2face.data import download
+
+    pauses: list[float] = []
+    monkeypatch.setattr(download, "_sleep", pauses.append)
+    url, _ = server
+    video_id, start, end = corpus.good_rows[1][:3]
+    rate = 20_000  # bytes/s, far below the local server's speed
+    downloader = Downloader(local_options(url, rate_limit=rate, sleep_seconds=0.5))
+    began = time.monotonic()
+    path = downloader.fetch(video_id, float(start), float(end), tmp_path, "seg")
+    took = time.monotonic() - began
+    (pause,) = pauses
+    size = path.stat().st_size
+    assert size / rate - took <= pause <= size / rate
+    assert pause > 0.5
+    assert downloader.pause_seconds(1000, 0.0) == 0.5  # small file: sleep_seconds
+    assert Downloader(local_options(url)).pause_seconds(10**9, 0.0) == 0.0  # no cap

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import tarfile
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -252,11 +253,21 @@ def test_exact_contract_invocation(corpus, tmp_path):
         ),
         (["source.csv={csv}", "source.video_dir=/tmp", "shard_size=0"], "shard_size must be >= 1"),
         (["action=unknown"], "action must be one of"),
+        (
+            ["source.csv={csv}", "source.video_dir=/tmp", "min_seconds=abc"],
+            "min_seconds must be a finite number, got 'abc'",
+        ),
+        (
+            ["source.csv={csv}", "source.video_dir=/tmp", "source.labels={latin1}"],
+            "is not UTF-8 text (byte 0xe9 on line 2)",
+        ),
     ],
 )
 def test_bad_command_lines_fail_in_one_line(corpus, tmp_path, args, message):
     out = tmp_path / "never"
-    args = [a.replace("{csv}", str(corpus.csv)) for a in args]
+    latin1 = tmp_path / "labels.csv"
+    latin1.write_bytes("youtube_id,speaker\nAvWWVOgaMlk,Jos\xe9\n".encode("latin-1"))
+    args = [a.replace("{csv}", str(corpus.csv)).replace("{latin1}", str(latin1)) for a in args]
     result = run_s2f("preprocess", f"output_dir={out}", *args)
     assert result.returncode == 2, result.stderr
     assert message in result.stderr
@@ -320,3 +331,54 @@ def test_job_array_covers_the_same_segments(corpus, preprocessed, tmp_path):
     assert sorted(p.name for p in (tmp_path / "shards").iterdir()) == sorted(
         p.name for p in (preprocessed / "shards").iterdir()
     )
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("min_seconds", "abc", "min_seconds must be a finite number, got 'abc'"),
+        ("max_seconds", float("nan"), "max_seconds must be a finite number"),
+        ("min_seconds", float("inf"), "min_seconds must be a finite number"),
+        ("min_seconds", 0, "min_seconds must be > 0"),
+        ("min_seconds", 20, "need min_seconds <= max_seconds"),
+        ("min_face_prob", True, "min_face_prob must be a finite number"),
+        ("min_face_prob", 1.5, "min_face_prob must be in [0.0, 1.0]"),
+        ("frames_per_clip", 2.5, "frames_per_clip must be an integer, got 2.5"),
+        ("frames_per_clip", "5", "frames_per_clip must be an integer, got '5'"),
+        ("min_face_size", None, "min_face_size must be an integer, got None"),
+        ("min_face_size", 0, "min_face_size must be >= 1"),
+        ("detect_max_side", [640], "detect_max_side must be an integer"),
+        ("jpeg_quality", 101, "jpeg_quality must be in [1, 100]"),
+    ],
+)
+def test_options_are_checked(field, value, message):
+    from speech2face.data.preprocess import PreprocessOptions
+    from speech2face.errors import ConfigError
+
+    with pytest.raises(ConfigError) as error:
+        PreprocessOptions(**{field: value})
+    assert message in str(error.value) and "\n" not in str(error.value)
+    assert PreprocessOptions(min_seconds=3, max_seconds=10).min_seconds == 3.0
+
+
+def test_resume_refuses_an_edited_source(tmp_path):
+    """run.json records a digest of each chunk's items: a source edited between a killed
+    run and its resumption is refused (same keys, other times), not mixed in."""
+    from speech2face.data.preprocess import PreprocessOptions, preprocess
+    from speech2face.data.sources import ManifestSource
+    from speech2face.errors import ConfigError
+
+    rows = tmp_path / "rows.csv"
+    lines = [f"k{i},missing{i}.mp4,0,{4 + i}" for i in range(4)]
+    rows.write_text("key,video,start,end\n" + "\n".join(lines) + "\n")
+    source = ManifestSource(rows, split="train")
+    out = tmp_path / "out"
+    common = dict(shard_size=2, num_shards=2, progress=False, device="cpu")
+    run = partial(preprocess, source, out, None, "none", PreprocessOptions(), **common)
+    assert run(shard_index=0)["complete"] is False  # chunk 0 done, chunk 1 left
+    assert run(shard_index=0)["complete"] is False  # unchanged: resumes
+    rows.write_text(rows.read_text().replace("k3,missing3.mp4,0,7", "k3,missing3.mp4,1,7"))
+    with pytest.raises(ConfigError, match="source changed .*first train-000001") as error:
+        run(shard_index=1)
+    assert "\n" not in str(error.value)
+    assert len(list((out / "parts").glob("*.json"))) == 1

@@ -18,6 +18,7 @@ from speech2face.data.sources import (
     BadRow,
     ManifestSource,
     Segment,
+    Source,
     SourceError,
     VoxCeleb2Source,
     is_safe_key,
@@ -77,6 +78,9 @@ def test_sources_refuse_what_they_cannot_read(tmp_path):
         AVSpeechSource(tmp_path / "c.csv", tmp_path, split="dev")
     with pytest.raises(SourceError, match="not exceed 1"):
         AVSpeechSource(tmp_path / "c.csv", tmp_path, val_fraction=0.6, test_fraction=0.6)
+    for option, value in [("rate_limit", "abc"), ("val_fraction", float("nan")), ("retries", 0)]:
+        with pytest.raises(SourceError, match=option):
+            AVSpeechSource(tmp_path / "c.csv", tmp_path, **{option: value})
     with pytest.raises(SourceError, match="not found"):
         VoxCeleb2Source(tmp_path / "vox")
 
@@ -191,3 +195,119 @@ def test_avspeech_locates_whole_videos_and_cut_segments(tmp_path):
     with pytest.raises(MediaError) as error:
         source.locate(missing)
     assert error.value.reason == "missing_file"
+
+
+def test_keys_fit_ustar_member_names(tmp_path):
+    """Keys are at most MAX_KEY_LENGTH characters, so "<key>.<ext>" fits a USTAR name."""
+    import io
+    import tarfile
+
+    from speech2face.data.shards import MAX_MEMBER_NAME, SAMPLE_EXTENSIONS, TarSampleWriter
+    from speech2face.data.sources import MAX_KEY_LENGTH, fit_key
+
+    assert max(MAX_KEY_LENGTH + 1 + len(ext) for ext in SAMPLE_EXTENSIONS) <= MAX_MEMBER_NAME
+    assert is_safe_key("a" * MAX_KEY_LENGTH) and not is_safe_key("a" * (MAX_KEY_LENGTH + 1))
+    long = "id00001_" + "v" * 150 + "_00001"
+    short = fit_key(long)
+    assert is_safe_key(short) and short == fit_key(long) and short != fit_key(long + "2")
+    assert fit_key("id00001_abc_00001") == "id00001_abc_00001"
+    buffer = io.BytesIO()
+    writer = TarSampleWriter(buffer)
+    writer.write("a" * MAX_KEY_LENGTH, {ext: b"x" for ext in SAMPLE_EXTENSIONS})
+    with pytest.raises(ValueError, match="cannot store"):
+        writer.write("b" * (MAX_KEY_LENGTH + 1), {"json": b"{}", "lm68.npy": b"x"})
+    writer.close()
+    buffer.seek(0)
+    with tarfile.open(fileobj=buffer) as tar:  # whole, and nothing of the refused sample
+        assert [m.name.split(".")[0] for m in tar] == ["a" * MAX_KEY_LENGTH] * 5
+
+
+def test_patterns_refuse_a_trailing_newline(tmp_path):
+    from speech2face.data.sources import YOUTUBE_ID
+
+    assert not is_safe_key("abc\n") and not YOUTUBE_ID.fullmatch("AvWWVOgaMlk\n")
+    tree = tmp_path / "mp4"
+    for clip in ("id00001\n/vid/00001.mp4", "id00002/vid\n/00001.mp4", "id00003/vid/1\n.mp4"):
+        (tree / clip).parent.mkdir(parents=True, exist_ok=True)
+        (tree / clip).write_bytes(b"")
+    items = VoxCeleb2Source(tmp_path).segments()
+    assert [type(i).__name__ for i in items] == ["BadRow"] * 3
+
+
+def test_long_names_and_keys(tmp_path):
+    """A VoxCeleb2 video name too long for a key is shortened (deterministically); a
+    manifest row's own key that is too long is a bad row."""
+    from speech2face.data.sources import MAX_KEY_LENGTH
+
+    tree = tmp_path / "vox" / "mp4" / "id00001"
+    for video in ("v" * 120, "v" * 119 + "w", "short"):
+        (tree / video).mkdir(parents=True)
+        (tree / video / "00001.mp4").write_bytes(b"")
+    items = VoxCeleb2Source(tmp_path / "vox").segments()
+    keys = [i.key for i in items]
+    assert all(isinstance(i, Segment) for i in items) and len(set(keys)) == 3
+    assert all(is_safe_key(k) and len(k) <= MAX_KEY_LENGTH for k in keys)
+    assert "id00001_short_00001" in keys
+    assert keys == [i.key for i in VoxCeleb2Source(tmp_path / "vox").segments()]
+    rows = tmp_path / "rows.csv"
+    rows.write_text(f"key,image\n{'k' * 100},a.png\n{'k' * MAX_KEY_LENGTH},a.png\n")
+    bad, good = ManifestSource(rows).segments()
+    assert isinstance(bad, BadRow) and "is not [A-Za-z0-9_-]{1,91}" in bad.detail
+    assert isinstance(good, Segment)
+
+
+def test_long_key_is_a_bad_row_not_a_crash(tmp_path):
+    """A segment whose key cannot name a tar member is recorded; the chunk still commits,
+    and a key of the longest allowed length is read back by WebDataset."""
+    from speech2face.data.preprocess import Chunk, OutputLayout, SegmentProcessor, process_chunk
+    from speech2face.data.synthetic import random_identity, render_frame
+
+    wds = pytest.importorskip("webdataset")
+    person = random_identity(np.random.default_rng(3), "p", "p")
+    background = Image.new("RGB", (256, 256), (90, 120, 150))
+    frame = render_frame(background, [(person, 128, 128, 110, 0.0, 0.2, False)])
+    image = tmp_path / "face.png"
+    Image.fromarray(frame).save(image)
+    longest, too_long = "k" * 91, "k" * 100
+    items = [Segment(k, "manifest", "p", "train", image=str(image)) for k in (too_long, longest)]
+    layout = OutputLayout(tmp_path / "out")
+    layout.make()
+    source = Source("train", 0.0, 0.0)
+    options = PreprocessOptions(frames_per_clip=1)
+    processor = SegmentProcessor(source, options, _tiny_encoder, "tiny", device="cpu")
+    part = process_chunk(Chunk(0, "train-000000", "train", items), processor, layout)
+    assert [f["reason"] for f in part["failures"]] == ["bad_row"]
+    assert [s["key"] for s in part["samples"]] == [longest]
+    (sample,) = wds.WebDataset(str(layout.shard("train-000000")), shardshuffle=False)
+    assert sample["__key__"] == longest and set(sample) >= {"json", "jpg", "lm68.npy", "feat.npy"}
+
+
+def _tiny_encoder():
+    import torch
+
+    return lambda images: torch.ones(images.shape[0], 4)
+
+
+def test_unreadable_data_files_fail_in_one_line(tmp_path):
+    """Labels and meta files that are not UTF-8 stop the run with one line; undecodable
+    bytes in a row of a CSV or manifest make that row a bad row."""
+    latin1 = "youtube_id,speaker,gender\nAvWWVOgaMlk,Jos\xe9,m\n".encode("latin-1")
+    (tmp_path / "labels.csv").write_bytes(latin1)
+    clips = tmp_path / "clips.csv"
+    clips.write_bytes(b"AvWWVOgaMlk,1,5,0.5,0.5\nAvWWVOgaM\xe9k,1,5,0.5,0.5\n")
+    source = AVSpeechSource(clips, tmp_path, labels=tmp_path / "labels.csv")
+    with pytest.raises(SourceError, match=r"not UTF-8 text \(byte 0xe9 on line 2\)") as error:
+        source.segments()
+    assert "\n" not in str(error.value)
+    segment, bad = AVSpeechSource(clips, tmp_path).segments()
+    assert isinstance(segment, Segment) and isinstance(bad, BadRow)
+    (tmp_path / "mp4").mkdir()
+    (tmp_path / "meta.csv").write_bytes(b"VoxCeleb2 ID,Gender\nid00001,\xff\n")
+    with pytest.raises(SourceError, match="VoxCeleb2 meta file .* not UTF-8"):
+        VoxCeleb2Source(tmp_path, meta=tmp_path / "meta.csv").segments()
+    manifest = tmp_path / "rows.csv"
+    huge = "x" * 200_000  # over the csv module's field limit
+    manifest.write_bytes(f"key,image\nk\xe9y,a.png\nk2,{huge}\nk3,a.png\n".encode("latin-1"))
+    items = ManifestSource(manifest).segments()
+    assert [type(i).__name__ for i in items] == ["BadRow", "BadRow", "Segment"]
+    assert "not CSV" in items[1].detail

@@ -37,7 +37,7 @@ def test_corpus_layout(corpus):
     assert len(labels) == 6 and len(rows) == 12
     assert {r["gender"] for r in labels} <= {"male", "female"}
     for row in rows:
-        assert YOUTUBE_ID.match(row[0])
+        assert YOUTUBE_ID.fullmatch(row[0])
         start, end, x, y = map(float, row[1:])
         assert 3.0 <= end - start <= 6.0 and 0 < x < 1 and 0 < y < 1
     video = corpus.videos / f"{rows[-1][0]}.mp4"

@@ -117,3 +117,19 @@ def test_68_landmarks_on_the_aligned_crop(detector, people):
 def test_detection_dataclass_geometry():
     d = Detection(box=np.array([10, 20, 50, 80], np.float32), prob=0.99, landmarks=np.zeros((5, 2)))
     assert d.size == 40 and tuple(d.centre) == (30, 50)
+
+
+def test_a_distant_face_is_not_the_speaker(detector, people):
+    """With the speaker's face centre given, a face far from it (a bystander) is refused:
+    the frame counts as having no speaker face."""
+    image = frame([(people[1], 70, 80, 80, 0.0)])  # the only face, top left
+    (detections,) = detector.detect(image[None])
+    (face,) = detections
+    assert pick_detection(detections, centre=(260, 260)) is None
+    assert pick_detection(detections, centre=(70, 80)) is face  # inside the box
+    width = face.box[2] - face.box[0]
+    beside = (face.box[2] + 0.9 * width, (face.box[1] + face.box[3]) / 2)
+    assert pick_detection(detections, centre=beside) is face  # within one box width
+    farther = (face.box[2] + 1.1 * width, beside[1])
+    assert pick_detection(detections, centre=farther) is None
+    assert pick_detection(detections) is face  # no centre: the largest face
