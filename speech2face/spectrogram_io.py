@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import os
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from speech2face.audio import SAMPLE_RATE, fit_to_length, load_audio, spectrogram
-from speech2face.errors import S2FError
 
 
 def spectrogram_of_file(path: str | os.PathLike, seconds: float = 6.0, offset: float = 0.0):
@@ -20,28 +16,6 @@ def spectrogram_of_file(path: str | os.PathLike, seconds: float = 6.0, offset: f
     num_samples = int(round(seconds * SAMPLE_RATE))
     wav = load_audio(path, max_seconds=seconds, offset_seconds=offset)  # (T,)
     return spectrogram(fit_to_length(wav, num_samples))
-
-
-@contextmanager
-def atomic_outputs(*paths: str | os.PathLike) -> Iterator[list[Path]]:
-    """Yield one temporary path per output; rename them all into place only on success.
-
-    If anything fails inside the block, no output appears and no temporary file is left.
-    """
-    temps: list[Path] = []
-    try:
-        for path in map(Path, paths):
-            if not path.parent.is_dir():
-                raise S2FError(f"{path}: output directory {path.parent} does not exist")
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
-            os.close(fd)
-            temps.append(Path(tmp))
-        yield temps
-        for tmp, path in zip(temps, paths, strict=True):
-            os.replace(tmp, path)
-    finally:
-        for tmp in temps:
-            tmp.unlink(missing_ok=True)
 
 
 def save_spectrogram(spec: torch.Tensor, path: Path) -> None:

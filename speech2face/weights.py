@@ -32,6 +32,7 @@ Checksums: the registry stores a SHA-256 and size only where one has been publis
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -41,6 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from speech2face.errors import S2FError
+from speech2face.fileio import write_atomic
 
 HOME_ENV = "S2F_HOME"
 OFFLINE_ENV = "S2F_OFFLINE"
@@ -199,12 +201,8 @@ def is_recorded(entry: WeightsEntry, path: Path) -> bool:
 def _record(path: Path, digest: str) -> None:
     """Write ``path``'s sidecar; a cache that cannot be written is checked again next time."""
     sidecar = sidecar_path(path)
-    temporary = sidecar.with_name(f"{sidecar.name}.{os.getpid()}.tmp")
-    try:
-        temporary.write_text(json.dumps({"sha256": digest, **_stamp(path)}) + "\n")
-        os.replace(temporary, sidecar)
-    except OSError:
-        temporary.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        write_atomic(sidecar, (json.dumps({"sha256": digest, **_stamp(path)}) + "\n").encode())
 
 
 def verify_cached(entry: WeightsEntry, path: Path) -> None:

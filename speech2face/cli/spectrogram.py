@@ -15,8 +15,8 @@ PREVIEW_FORMATS = (".png", ".jpg", ".jpeg", ".pdf", ".svg")
 def main(cfg: DictConfig) -> dict:
     from speech2face.config import require_number
     from speech2face.errors import ConfigError
+    from speech2face.fileio import atomic_outputs
     from speech2face.spectrogram_io import (
-        atomic_outputs,
         save_preview,
         save_spectrogram,
         spectrogram_of_file,

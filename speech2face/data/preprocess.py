@@ -58,6 +58,7 @@ from speech2face.data.sources import (
     is_safe_key,
 )
 from speech2face.errors import ConfigError, S2FError
+from speech2face.fileio import temporary_path, write_atomic
 
 __all__ = [
     "FORMAT_VERSION",
@@ -219,21 +220,6 @@ def torch_threads(threads: int) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
-
-
-def _temporary(path: Path) -> Path:
-    """``.<name>.<pid>.tmp`` beside ``path``: hidden from readers (they list ``*.tar``), and
-    private to this process, so a worker orphaned by a killed run cannot collide with the
-    run that resumes."""
-    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path``, then rename it into place."""
-    tmp = _temporary(path)
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
 
 
 def resolve_device(device: str) -> str:
@@ -598,7 +584,7 @@ def process_chunk(
     started = time.perf_counter()
     processor.timings.clear()
     final = layout.shard(chunk.name)
-    tmp = _temporary(final)
+    tmp = temporary_path(final)
     try:
         samples, failures = _write_chunk(chunk, processor, tmp, f"shards/{final.name}", on_item)
     except BaseException:
@@ -619,7 +605,7 @@ def process_chunk(
         "seconds": round(time.perf_counter() - started, 3),
         "stage_seconds": {k: round(v, 4) for k, v in sorted(processor.timings.items())},
     }
-    _write_atomic(layout.part(chunk.name), json.dumps(part, sort_keys=True).encode("utf-8"))
+    write_atomic(layout.part(chunk.name), json.dumps(part, sort_keys=True).encode("utf-8"))
     return part
 
 
@@ -870,7 +856,7 @@ def _check_run_file(layout: OutputLayout, identity: dict[str, Any], chunks: list
                     f"the first run ({len(changed)} chunk(s) differ, first {changed[0]}); "
                     "restore it to resume, or use a new output_dir"
                 )
-    _write_atomic(layout.run_file, json.dumps(record, indent=1, sort_keys=True).encode("utf-8"))
+    write_atomic(layout.run_file, json.dumps(record, indent=1, sort_keys=True).encode("utf-8"))
 
 
 def preprocess(
@@ -1013,10 +999,10 @@ def merge_outputs(output_dir: str | Path, this_run: dict[str, Any] | None = None
     stats["feature_dim"] = _feature_dim(layout, shards)
     if this_run is not None:
         stats["this_run"] = this_run
-    _write_atomic(layout.root / "manifest.jsonl", b"".join(line + b"\n" for line in manifest))
-    _write_atomic(layout.root / "failures.jsonl", b"".join(line + b"\n" for line in failures))
-    _write_atomic(layout.root / "shards.json", json.dumps(shards, indent=1).encode("utf-8"))
-    _write_atomic(layout.root / "stats.json", json.dumps(stats, indent=1).encode("utf-8"))
+    write_atomic(layout.root / "manifest.jsonl", b"".join(line + b"\n" for line in manifest))
+    write_atomic(layout.root / "failures.jsonl", b"".join(line + b"\n" for line in failures))
+    write_atomic(layout.root / "shards.json", json.dumps(shards, indent=1).encode("utf-8"))
+    write_atomic(layout.root / "stats.json", json.dumps(stats, indent=1).encode("utf-8"))
     return stats
 
 
@@ -1052,7 +1038,7 @@ def _rewrite_features(path: Path, processor: SegmentProcessor) -> tuple[int, int
         with Image.open(io.BytesIO(members["jpg"])) as image:
             crops.append(np.asarray(image.convert("RGB")))
     feats = processor.features(crops)  # (B, D) float16
-    tmp = _temporary(path)
+    tmp = temporary_path(path)
     with open(tmp, "wb") as f:
         writer = TarSampleWriter(f)
         for (key, members), meta, feat in zip(records, metas, feats, strict=True):
@@ -1113,11 +1099,11 @@ def recompute_features(
     if num_shards == 1:
         record = json.loads(layout.run_file.read_text())
         record["identity"]["face_encoder"] = encoder_name
-        _write_atomic(layout.run_file, json.dumps(record, indent=1, sort_keys=True).encode("utf-8"))
+        write_atomic(layout.run_file, json.dumps(record, indent=1, sort_keys=True).encode("utf-8"))
         stats_path = layout.root / "stats.json"
         if stats_path.exists():
             stats = json.loads(stats_path.read_text())
             stats["face_encoder"] = encoder_name
             stats["feature_dim"] = dim
-            _write_atomic(stats_path, json.dumps(stats, indent=1).encode("utf-8"))
+            write_atomic(stats_path, json.dumps(stats, indent=1).encode("utf-8"))
     return {"shards": len(mine), "rewritten": rewritten, "samples": samples, "feature_dim": dim}

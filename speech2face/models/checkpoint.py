@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from speech2face.errors import S2FError
+from speech2face.fileio import atomic_outputs
 from speech2face.models._io import safe_load
 from speech2face.models.face_decoder import FaceDecoder
 from speech2face.models.face_encoder import FaceNetEncoder, VGGFace
@@ -50,9 +51,8 @@ def save_checkpoint(model: nn.Module, path: str | os.PathLike, **extra: Any) -> 
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(checkpoint_dict(model, **extra), tmp)
-    os.replace(tmp, path)
+    with atomic_outputs(path) as (tmp,):
+        torch.save(checkpoint_dict(model, **extra), tmp)
     return path
 
 
