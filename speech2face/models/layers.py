@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from speech2face.models.landmarks import border_points
+from speech2face.models.tps import evaluate_tps, fit_tps
 
 
 class ConvReLUBN(nn.Sequential):
@@ -36,19 +38,47 @@ class ThinPlateSplineWarp(nn.Module):
 
     ``forward(image, source, target)`` returns the image deformed so that the content at
     each ``source`` point appears at the matching ``target`` point. Points are in
-    ``grid_sample``'s normalised frame (``align_corners=False``, see
-    :func:`speech2face.models.landmarks.pixels_to_grid`). Fixed points on the image border
-    (zero displacement) keep the frame in place.
+    ``grid_sample``'s normalised frame with ``align_corners=False`` (see
+    :func:`speech2face.models.landmarks.pixels_to_grid`): -1 and 1 are the outer edges of the
+    image and pixel ``i`` of ``W`` has its centre at ``(2 i + 1) / W - 1``. Fixed points on
+    the image border (zero displacement) keep the frame in place.
 
-    kornia's ``warp_image_tps`` samples the *input* at the spline's value at each *output*
-    pixel, so the spline is fitted from target (output) to source (input) positions:
-    ``get_tps_transform(target, source)`` with ``source`` as the kernel centres.
+    The warp samples the input at the spline's value at each output pixel, so the spline is
+    fitted from target (output) positions to source (input) positions
+    (:func:`speech2face.models.tps.fit_tps`), evaluated at the output pixel centres in the
+    same ``align_corners=False`` convention, and handed to ``grid_sample``.
+
+    Args:
+        border_per_side: fixed points per image edge, corners included.
+        padding_mode: ``grid_sample``'s padding outside the image.
+        regularization: Tikhonov term of the spline (0: exact interpolation).
     """
 
-    def __init__(self, border_per_side: int = 3, padding_mode: str = "border") -> None:
+    def __init__(
+        self, border_per_side: int = 3, padding_mode: str = "border", regularization: float = 0.0
+    ) -> None:
         super().__init__()
         self.register_buffer("border", border_points(border_per_side), persistent=False)
         self.padding_mode = padding_mode
+        self.regularization = float(regularization)
+
+    def sampling_grid(
+        self,
+        source: Tensor,  # (B, K, 2) control points in the input image, normalised
+        target: Tensor,  # (B, K, 2) where they must land in the output, normalised
+        height: int,
+        width: int,
+    ) -> Tensor:  # (B, H, W, 2): input position sampled by each output pixel
+        """The ``grid_sample`` grid of the warp (border points added here)."""
+        batch = source.shape[0]
+        border = self.border.to(device=source.device, dtype=source.dtype)
+        border = border.expand(batch, -1, -1)
+        source = torch.cat([source, border], dim=1)
+        target = torch.cat([target, border], dim=1)
+        weights, affine = fit_tps(target, source, self.regularization)
+        pixels = pixel_centres(height, width, device=source.device, dtype=weights.dtype)
+        grid = evaluate_tps(pixels.view(1, -1, 2), target, weights, affine)  # float64
+        return grid.view(batch, height, width, 2).to(source.dtype)
 
     def forward(
         self,
@@ -56,24 +86,28 @@ class ThinPlateSplineWarp(nn.Module):
         source: Tensor,  # (B, K, 2) or (K, 2): control points in the input image
         target: Tensor,  # (B, K, 2) or (K, 2): where they must land in the output
     ) -> Tensor:  # (B, C, H, W)
-        from kornia.geometry.transform import get_tps_transform, warp_image_tps
-
-        batch = image.shape[0]
+        batch, _, height, width = image.shape
         source = source.expand(batch, -1, -1) if source.ndim == 2 else source
         target = target.expand(batch, -1, -1) if target.ndim == 2 else target
-        border = self.border.to(dtype=image.dtype).expand(batch, -1, -1)
-        # Solve the spline in float32 even under autocast: the system is ill-conditioned in
-        # half precision.
+        # Float32 at least, even under autocast: half precision cannot place a pixel.
         with torch.autocast(device_type=image.device.type, enabled=False):
-            source = torch.cat([source.float(), border.float()], dim=1)
-            target = torch.cat([target.float(), border.float()], dim=1)
-            kernel_weights, affine_weights = get_tps_transform(target, source)
-            warped = warp_image_tps(
-                image.float(),
-                source,
-                kernel_weights,
-                affine_weights,
-                align_corners=False,
+            dtype = torch.promote_types(image.dtype, torch.float32)
+            grid = self.sampling_grid(source.to(dtype), target.to(dtype), height, width)
+            warped = F.grid_sample(
+                image.to(dtype),
+                grid,
+                mode="bilinear",
                 padding_mode=self.padding_mode,
+                align_corners=False,
             )
         return warped.to(image.dtype)
+
+
+def pixel_centres(
+    height: int, width: int, device: torch.device | str | None = None, dtype=torch.float32
+) -> Tensor:  # (H, W, 2)
+    """(x, y) of every pixel centre in ``grid_sample``'s ``align_corners=False`` frame."""
+    xs = (2 * torch.arange(width, device=device, dtype=dtype) + 1) / width - 1
+    ys = (2 * torch.arange(height, device=device, dtype=dtype) + 1) / height - 1
+    grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
+    return torch.stack([grid_x, grid_y], dim=-1)
