@@ -13,16 +13,88 @@ import os
 import numpy as np
 
 from speech2face.errors import S2FError
-from speech2face.faces.align import CROP_SIZE
+from speech2face.faces.align import CROP_SIZE, TEMPLATE
 
-__all__ = ["LANDMARK_BOX", "NUM_LANDMARKS", "Landmarker", "shape_predictor_path"]
+__all__ = [
+    "DLIB_MEAN_SHAPE",
+    "LANDMARK_BOX",
+    "NUM_LANDMARKS",
+    "Landmarker",
+    "shape_predictor_path",
+    "template_face_box",
+]
 
 NUM_LANDMARKS = 68
-# The face box the shape predictor starts from, in a 224x224 aligned crop. Crops are aligned
-# on five points, so every face sits in the same place; this is the box dlib's own HOG
-# detector returns on such crops (about 120 px around the nose), which the predictor was
-# trained to start from.
-LANDMARK_BOX = (52, 56, 172, 176)  # left, top, right, bottom
+
+# Mean 68-point shape of dlib's ``shape_predictor_68_face_landmarks.dat`` (the initial shape
+# of its regression-tree cascade: the mean of the iBUG 300-W training shapes), as (x, y) in
+# the frame of dlib's frontal face detector box, [0, 1] x [0, 1] (the chin falls below it).
+# :func:`speech2face.models.landmarks.read_dlib_mean_shape` reads the same numbers from the model file.
+DLIB_MEAN_SHAPE = np.array(
+    [
+        (0.02945, 0.32195), (0.03263, 0.44643), (0.04594, 0.57043), (0.07179, 0.69202),
+        (0.12027, 0.80495), (0.19473, 0.90289), (0.28582, 0.98460), (0.38631, 1.05021),
+        (0.50000, 1.06971), (0.61370, 1.05021), (0.71419, 0.98460), (0.80528, 0.90289),
+        (0.87974, 0.80495), (0.92823, 0.69202), (0.95408, 0.57043), (0.96740, 0.44643),
+        (0.97058, 0.32195), (0.11918, 0.23091), (0.17751, 0.17839), (0.25983, 0.16274),
+        (0.34509, 0.17488), (0.42490, 0.20806), (0.57514, 0.20806), (0.65496, 0.17488),
+        (0.74021, 0.16273), (0.82254, 0.17838), (0.88087, 0.23091), (0.50002, 0.30555),
+        (0.50002, 0.38574), (0.50002, 0.46522), (0.50001, 0.54703), (0.40451, 0.60234),
+        (0.45037, 0.61923), (0.50001, 0.63366), (0.54965, 0.61924), (0.59553, 0.60235),
+        (0.21387, 0.31557), (0.26475, 0.28632), (0.32586, 0.28718), (0.37938, 0.32756),
+        (0.32208, 0.33778), (0.26125, 0.33697), (0.62067, 0.32756), (0.67418, 0.28717),
+        (0.73529, 0.28631), (0.78617, 0.31557), (0.73879, 0.33697), (0.67796, 0.33778),
+        (0.31711, 0.75112), (0.38443, 0.72420), (0.45255, 0.71026), (0.50001, 0.72200),
+        (0.54748, 0.71026), (0.61560, 0.72421), (0.68292, 0.75112), (0.61777, 0.81689),
+        (0.55159, 0.84600), (0.50001, 0.85150), (0.44844, 0.84600), (0.38226, 0.81689),
+        (0.34519, 0.75467), (0.45194, 0.74994), (0.50001, 0.75504), (0.54809, 0.74994),
+        (0.65484, 0.75467), (0.54902, 0.78569), (0.50002, 0.79160), (0.45101, 0.78568),
+    ],
+    dtype=np.float32,
+)  # fmt: skip
+
+# The 68-point equivalents of MTCNN's five points (the template's): the centres of the eyes
+# (36-41 on the image's left, 42-47), the nose tip (30) and the mouth corners (48, 54).
+_EYE_LEFT, _EYE_RIGHT, _NOSE_TIP, _MOUTH_LEFT, _MOUTH_RIGHT = (
+    slice(36, 42), slice(42, 48), 30, 48, 54
+)  # fmt: skip
+
+
+def template_face_box(template: np.ndarray = TEMPLATE) -> tuple[float, float, float]:
+    """The detector box in which dlib's mean shape best fits the alignment template.
+
+    Least-squares scale and shift (no rotation: the crop is upright) taking the mean shape's
+    eye centres, nose tip and mouth corners onto ``template`` ``(5, 2)``. Returns
+    ``(left, top, width)`` in crop pixels: about (57.0, 57.1, 110.1) for the 224 crop, whose
+    eyes are 43.7 px apart as the template's are.
+    """
+    shape = DLIB_MEAN_SHAPE.astype(np.float64)
+    five = np.stack(
+        [
+            shape[_EYE_LEFT].mean(0),
+            shape[_EYE_RIGHT].mean(0),
+            shape[_NOSE_TIP],
+            shape[_MOUTH_LEFT],
+            shape[_MOUTH_RIGHT],
+        ]
+    )
+    template = np.asarray(template, dtype=np.float64)
+    a, b = five - five.mean(0), template - template.mean(0)
+    width = float((a * b).sum() / (a * a).sum())
+    left, top = template.mean(0) - width * five.mean(0)
+    return float(left), float(top), width
+
+
+def _landmark_box() -> tuple[int, int, int, int]:
+    left, top, width = template_face_box()
+    return round(left), round(top), round(left + width), round(top + width)
+
+
+# The face box the shape predictor starts from in a 224x224 aligned crop (left, top, right,
+# bottom; dlib maps its mean shape's [0, 1] square onto (left, top)-(right, bottom)). Crops
+# are aligned on five points, so every face sits in the same place: the box where the mean
+# shape fits the template, (57, 57, 167, 167).
+LANDMARK_BOX = _landmark_box()
 
 
 def shape_predictor_path() -> str:

@@ -16,62 +16,31 @@ import torch
 from torch import Tensor
 
 from speech2face.errors import S2FError
+from speech2face.faces.landmarks import DLIB_MEAN_SHAPE, template_face_box
 
 NUM_LANDMARKS = 68  # dlib / iBUG 300-W
 CROP_SIZE = 224
 
-# Mean 68-point shape of dlib's ``shape_predictor_68_face_landmarks.dat`` (the initial shape
-# of its regression-tree cascade: the mean of the iBUG 300-W training shapes), as (x, y) in
-# the frame of dlib's frontal face detector box, [0, 1] x [0, 1] (the chin falls below it).
-# :func:`read_dlib_mean_shape` reads the same numbers from the model file.
-DLIB_MEAN_SHAPE = np.array(
-    [
-        (0.02945, 0.32195), (0.03263, 0.44643), (0.04594, 0.57043), (0.07179, 0.69202),
-        (0.12027, 0.80495), (0.19473, 0.90289), (0.28582, 0.98460), (0.38631, 1.05021),
-        (0.50000, 1.06971), (0.61370, 1.05021), (0.71419, 0.98460), (0.80528, 0.90289),
-        (0.87974, 0.80495), (0.92823, 0.69202), (0.95408, 0.57043), (0.96740, 0.44643),
-        (0.97058, 0.32195), (0.11918, 0.23091), (0.17751, 0.17839), (0.25983, 0.16274),
-        (0.34509, 0.17488), (0.42490, 0.20806), (0.57514, 0.20806), (0.65496, 0.17488),
-        (0.74021, 0.16273), (0.82254, 0.17838), (0.88087, 0.23091), (0.50002, 0.30555),
-        (0.50002, 0.38574), (0.50002, 0.46522), (0.50001, 0.54703), (0.40451, 0.60234),
-        (0.45037, 0.61923), (0.50001, 0.63366), (0.54965, 0.61924), (0.59553, 0.60235),
-        (0.21387, 0.31557), (0.26475, 0.28632), (0.32586, 0.28718), (0.37938, 0.32756),
-        (0.32208, 0.33778), (0.26125, 0.33697), (0.62067, 0.32756), (0.67418, 0.28717),
-        (0.73529, 0.28631), (0.78617, 0.31557), (0.73879, 0.33697), (0.67796, 0.33778),
-        (0.31711, 0.75112), (0.38443, 0.72420), (0.45255, 0.71026), (0.50001, 0.72200),
-        (0.54748, 0.71026), (0.61560, 0.72421), (0.68292, 0.75112), (0.61777, 0.81689),
-        (0.55159, 0.84600), (0.50001, 0.85150), (0.44844, 0.84600), (0.38226, 0.81689),
-        (0.34519, 0.75467), (0.45194, 0.74994), (0.50001, 0.75504), (0.54809, 0.74994),
-        (0.65484, 0.75467), (0.54902, 0.78569), (0.50002, 0.79160), (0.45101, 0.78568),
-    ],
-    dtype=np.float32,
-)  # fmt: skip
-
-# Placement of the detector box in the default crop: the box dlib's face detector finds on
-# this project's aligned crops, 120 px wide, centred, top at 56 px of 224 (eyes then sit
-# near y = 93 px and the chin near y = 184 px).
-DEFAULT_BOX_FRACTION = 120 / CROP_SIZE
-DEFAULT_BOX_TOP = 56 / CROP_SIZE
+# Where dlib's 68-point predictor starts in the aligned crop: its mean shape placed by
+# :func:`speech2face.faces.landmarks.template_face_box` (derived from the alignment template).
+DEFAULT_BOX = template_face_box()  # (left, top, width) in 224-crop pixels
 
 
 class LandmarkError(S2FError, ValueError):
     """Landmarks of the wrong shape, or none usable."""
 
 
-def default_mean_landmarks(
-    size: int = CROP_SIZE,
-    box_fraction: float = DEFAULT_BOX_FRACTION,
-    box_top: float = DEFAULT_BOX_TOP,
-) -> np.ndarray:
+def default_mean_landmarks(size: int = CROP_SIZE) -> np.ndarray:
     """A canonical frontal 68-point layout in a ``size`` crop: float32 ``(68, 2)`` pixels.
 
-    dlib's mean shape, with its detector box scaled to ``box_fraction`` of the crop, centred
-    horizontally, top at ``box_top``. Used until :func:`mean_geometry` of real training
-    landmarks replaces it.
+    dlib's mean shape in the box where the aligned crop puts a face (:data:`DEFAULT_BOX`),
+    scaled to ``size``. Used until :func:`mean_geometry` of real training landmarks
+    replaces it.
     """
-    left = (1.0 - box_fraction) / 2.0
-    origin = np.array([left, box_top], dtype=np.float32)
-    points = (origin + box_fraction * DLIB_MEAN_SHAPE) * size - 0.5  # pixel centres
+    left, top, width = DEFAULT_BOX
+    points = (np.array([left, top]) + width * DLIB_MEAN_SHAPE.astype(np.float64)) * (
+        size / CROP_SIZE
+    )
     return points.astype(np.float32)
 
 

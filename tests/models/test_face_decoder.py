@@ -7,6 +7,7 @@ import pytest
 import torch
 from torch import nn
 
+from speech2face.faces import TEMPLATE
 from speech2face.models import FaceDecoder, FaceDecoderError, mean_geometry
 from speech2face.models.landmarks import (
     DLIB_MEAN_SHAPE,
@@ -127,10 +128,16 @@ def test_default_layout_is_dlib_mean_shape_inside_the_crop():
     layout = default_mean_landmarks()
     assert layout.shape == (68, 2) and layout.dtype == np.float32
     assert layout.min() > 10 and layout.max() < 214
-    assert abs(layout[8, 0] - 111.5) < 0.1  # chin on the vertical midline
+    midline = TEMPLATE[:, 0].mean()  # the alignment template's vertical midline
+    assert abs(layout[8, 0] - midline) < 0.1  # chin on it
     assert layout[8, 1] > layout[33, 1] > layout[27, 1]  # chin below nose tip below bridge
     left_eye, right_eye = layout[36:42].mean(0), layout[42:48].mean(0)
     assert left_eye[0] < right_eye[0] and abs(left_eye[1] - right_eye[1]) < 0.1
+    # The layout sits where alignment puts a face: eyes on the template's, same distance.
+    np.testing.assert_allclose(left_eye, TEMPLATE[0], atol=1.5)
+    np.testing.assert_allclose(right_eye, TEMPLATE[1], atol=1.5)
+    template_gap = TEMPLATE[1, 0] - TEMPLATE[0, 0]  # 43.7 px
+    assert abs((right_eye[0] - left_eye[0]) - template_gap) < 2.0
 
 
 def test_coordinate_conversions_and_border():
