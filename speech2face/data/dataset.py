@@ -22,6 +22,13 @@ fewer shards than consumers, consumers sharing a shard take every k-th sample of
 then get unequal numbers of samples: gather evaluation results without collective calls
 per batch, or evaluate on one rank.
 
+Epochs: a pass reads the epoch last given to :meth:`ShardDataset.set_epoch` (0 before any)
+plus the number of passes begun since, so calling ``set_epoch(e)`` before each epoch reads
+epoch ``e`` (and a run resumed with ``set_epoch(e)`` reads what the original run read in epoch
+``e``), and without it successive passes read epochs 0, 1, 2, ... The count lives in shared
+memory, so it is the same whether the passes run in this process (``num_workers=0``) or in
+loader workers, persistent or started afresh each epoch.
+
 Waveforms follow the paper: training takes a random 6 s window of the stored segment
 (segments shorter than 6 s are tiled, :func:`speech2face.audio.fit_to_length`), evaluation
 the first 6 s. Spectrograms are computed on the device in the training step
@@ -57,6 +64,7 @@ __all__ = [
 ]
 
 URL_TIMEOUT_SECONDS = 60
+MAX_LOADER_WORKERS = 256  # loader workers per rank that keep a pass count (see __iter__)
 PCM_SCALE = 32768.0  # int16 -> float in [-1, 1)
 _RANGE = re.compile(r"\{(\d+)\.\.(\d+)\}")
 
@@ -140,6 +148,7 @@ class ShardDataset(IterableDataset):
 
     How samples are divided among ranks and loader workers: see the module docstring
     (training: the same count on every rank; evaluation: every sample exactly once).
+    How passes are numbered into epochs (:meth:`set_epoch`, or counted): see there too.
 
     Each item is a dict: ``wav`` ``(clip_samples,)`` float32, ``feature`` ``(D,)`` float32,
     ``has_audio`` bool, ``key``, ``speaker`` and ``meta`` (the sample's JSON), plus
@@ -189,12 +198,32 @@ class ShardDataset(IterableDataset):
         self.seed = int(seed)
         self._rank = rank
         self._world_size = world_size
-        self.epoch = 0
-        self._iterations = 0  # epochs run by this copy (persistent loader workers)
+        # Shared with loader workers (forked or pickled for spawn), so that set_epoch reaches
+        # persistent workers and passes in fresh workers are counted: [0] the epoch last set,
+        # [1 + w] the passes loader worker w (or this process, as worker 0) has begun since.
+        # One slot per worker, so no two processes write the same slot. (1 + workers,) int64.
+        self._passes = torch.zeros(1 + MAX_LOADER_WORKERS, dtype=torch.int64).share_memory_()
+
+    @property
+    def epoch(self) -> int:
+        """The epoch the next pass reads."""
+        return int(self._passes[0] + self._passes[1])
 
     def set_epoch(self, epoch: int) -> None:
-        """Select the epoch's shard order (call before each epoch, like DistributedSampler)."""
-        self.epoch = int(epoch)
+        """Read ``epoch`` in the next pass, ``epoch + 1`` in the one after, and so on (call
+        before each epoch, like DistributedSampler; a resumed run calls it with its epoch)."""
+        self._passes[0] = int(epoch)
+        self._passes[1:] = 0
+
+    def _begin_pass(self, worker: int, workers: int) -> int:
+        """Count a pass of consumer ``worker`` of ``workers``; return the epoch it reads."""
+        if workers > MAX_LOADER_WORKERS:
+            raise S2FError(f"ShardDataset takes at most {MAX_LOADER_WORKERS} loader workers")
+        begun = int(self._passes[1 + worker])
+        self._passes[1 + worker] = begun + 1
+        if worker == 0:  # keep the slots of workers this loader lacks in step
+            self._passes[1 + workers :] = begun + 1
+        return int(self._passes[0]) + begun
 
     def _ranks(self) -> tuple[int, int]:
         if self._rank is not None or self._world_size is not None:
@@ -244,11 +273,18 @@ class ShardDataset(IterableDataset):
         return [(order[me % len(order)], sharing, me // len(order))]
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
+        # Not a generator: the pass is counted when it begins (a DataLoader worker calls
+        # iter() once per pass), even if no sample of it is ever asked for.
         rank, world = self._ranks()
         info = get_worker_info()
         worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
-        epoch = self.epoch + self._iterations
-        self._iterations += 1
+        epoch = self._begin_pass(worker, workers)
+        return self._stream(epoch, rank, world, worker, workers)
+
+    def _stream(
+        self, epoch: int, rank: int, world: int, worker: int, workers: int
+    ) -> Iterator[dict[str, Any]]:
+        """The samples one consumer reads in ``epoch``."""
         rng = np.random.default_rng([self.seed, epoch, rank, worker])
         if self.train and self.counts is not None:
             first, count = self.quota(rank, world, worker, workers)
@@ -391,7 +427,7 @@ def build_loader(
     pin_memory: bool = False,
 ) -> DataLoader:
     """A DataLoader over ``dataset`` with :func:`collate` (drops the last partial batch
-    when training unless told otherwise; persistent workers keep epochs distinct)."""
+    when training unless told otherwise; workers persist from one epoch to the next)."""
     return DataLoader(
         dataset,
         batch_size=batch_size,

@@ -1,5 +1,5 @@
-"""ShardDataset: equal counts per rank, coverage across ranks x workers, windows, collate,
-HTTP, WebDataset."""
+"""ShardDataset: equal counts per rank, coverage across ranks x workers, epochs (set_epoch,
+resumed runs, passes without it), windows, collate, HTTP, WebDataset."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from torch.utils.data import DataLoader
 
 from speech2face.audio import N_SAMPLES, SAMPLE_RATE, fit_to_length
 from speech2face.config import config_dir
@@ -110,6 +111,131 @@ def test_epochs_reshuffle_the_shard_order(tmp_path):
     # Evaluation reads in order, the same every epoch.
     ds = ShardDataset(str(tmp_path), "train", train=False)
     assert [s[0] for s in ds.assignment(3, 0, 1, 0, 1)] == ds.shards
+
+
+SIZES = [3, 5, 1, 4, 2, 6, 3]  # 24 samples in 7 shards
+# (num_workers, persistent_workers): in this process, and workers kept or started each epoch.
+LOADERS = [(0, False), (1, False), (1, True), (2, False), (2, True)]
+LOADER_IDS = ["in-process", "1-fresh", "1-persistent", "2-fresh", "2-persistent"]
+
+
+def shuffled_loader(root: Path, workers: int, persistent: bool) -> tuple[ShardDataset, DataLoader]:
+    """A training dataset (shuffle buffer, random windows) and a loader of batches of 3."""
+    ds = ShardDataset(str(root), "train", shuffle_buffer=4, seed=5)
+    loader = DataLoader(
+        ds, batch_size=3, num_workers=workers, collate_fn=collate, persistent_workers=persistent
+    )
+    return ds, loader
+
+
+def pass_keys(loader: DataLoader) -> list[str]:
+    """The keys one pass over ``loader`` yields, in order."""
+    return [key for batch in loader for key in batch["key"]]
+
+
+class FirstPasses:
+    """The reference for epoch ``e``: the first pass of a new dataset and loader after
+    ``set_epoch(e)`` (the dataset's first pass does not depend on counting passes)."""
+
+    def __init__(self, root: Path, workers: int, persistent: bool) -> None:
+        self.args = (root, workers, persistent)
+        self.cache: dict[int, list[str]] = {}
+
+    def __call__(self, epoch: int) -> list[str]:
+        if epoch not in self.cache:
+            ds, loader = shuffled_loader(*self.args)
+            ds.set_epoch(epoch)
+            self.cache[epoch] = pass_keys(loader)
+        return self.cache[epoch]
+
+
+def test_an_epoch_reads_the_shards_in_that_epochs_order(tmp_path):
+    """set_epoch(e) before each pass in this process: pass e reads the shards in epoch e's
+    order (not epoch 2e, counting the pass twice)."""
+    fake_shards(tmp_path, SIZES)
+    ds = ShardDataset(str(tmp_path), "train", shuffle_buffer=0)
+    first = np.cumsum([0, *SIZES])
+    keys_of = {
+        shard: [f"sample{n:05d}" for n in range(first[i], first[i + 1])]
+        for i, shard in enumerate(ds.shards)
+    }
+    passes = []
+    for epoch in range(4):
+        ds.set_epoch(epoch)
+        assert ds.epoch == epoch
+        expected = [k for shard, _, _ in ds.assignment(epoch, 0, 1, 0, 1) for k in keys_of[shard]]
+        passes.append([sample["key"] for sample in ds])
+        assert passes[-1] == expected, epoch
+    assert len({tuple(p) for p in passes}) == 4
+
+
+@pytest.mark.parametrize("workers, persistent", LOADERS, ids=LOADER_IDS)
+def test_set_epoch_reads_that_epoch_with_any_workers(tmp_path, workers, persistent):
+    """set_epoch(e) before each pass gives epoch e's samples in epoch e's order, also when
+    epochs repeat or go back, whether passes run here or in (persistent) loader workers."""
+    keys = fake_shards(tmp_path, SIZES)
+    first_pass = FirstPasses(tmp_path, workers, persistent)
+    ds, loader = shuffled_loader(tmp_path, workers, persistent)
+    for epoch in (0, 1, 2, 5, 5, 1):
+        ds.set_epoch(epoch)
+        assert pass_keys(loader) == first_pass(epoch), epoch
+    assert all(sorted(first_pass(e)) == sorted(keys) for e in (0, 1, 2, 5))
+    assert len({tuple(first_pass(e)) for e in (0, 1, 2, 5)}) == 4  # epochs differ
+    if workers == 1:  # one worker reads what this process would
+        alone = ShardDataset(str(tmp_path), "train", shuffle_buffer=4, seed=5)
+        alone.set_epoch(5)
+        assert [sample["key"] for sample in alone] == first_pass(5)
+
+
+@pytest.mark.parametrize("workers, persistent", LOADERS, ids=LOADER_IDS)
+def test_passes_advance_the_epoch_without_set_epoch(tmp_path, workers, persistent):
+    """Without set_epoch, passes read epochs 0, 1, 2, ...; a pass in this process between
+    loader passes counts too, and ``epoch`` names the epoch the next pass reads."""
+    fake_shards(tmp_path, SIZES)
+    first_pass = FirstPasses(tmp_path, workers, persistent)
+    ds, loader = shuffled_loader(tmp_path, workers, persistent)
+    assert ds.epoch == 0
+    for epoch in range(3):
+        assert pass_keys(loader) == first_pass(epoch), epoch
+        assert ds.epoch == epoch + 1
+    here = ShardDataset(str(tmp_path), "train", shuffle_buffer=4, seed=5)
+    here.set_epoch(3)
+    assert [sample["key"] for sample in ds] == [sample["key"] for sample in here]
+    assert pass_keys(loader) == first_pass(4)
+    assert ds.epoch == 5
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+@pytest.mark.parametrize("original_sets_epochs", [True, False], ids=["set_epoch", "counted"])
+def test_a_resumed_run_reads_what_the_original_read(tmp_path, workers, original_sets_epochs):
+    """A new dataset resumed at epoch 2 with set_epoch(2) yields, in epochs 2 and 3, the
+    samples, order and random windows the original run yielded in its epochs 2 and 3."""
+    fake_shards(tmp_path, SIZES, seconds=7.5)
+
+    def run(epochs, set_epochs: bool, start: int | None = None) -> list[list]:
+        ds = ShardDataset(str(tmp_path), "train", seed=11)
+        if start is not None:
+            ds.set_epoch(start)
+        loader = build_loader(ds, batch_size=4, num_workers=workers, drop_last=False)
+        out = []
+        for epoch in epochs:
+            if set_epochs:
+                ds.set_epoch(epoch)
+            out.append(
+                [
+                    (k, w)
+                    for batch in loader
+                    for k, w in zip(batch["key"], batch["wav"], strict=True)
+                ]
+            )
+        return out
+
+    original = run(range(4), original_sets_epochs)
+    for resumed in (run([2, 3], True), run([2, 3], False, start=2)):
+        for got, expected in zip(resumed, original[2:], strict=True):
+            assert [k for k, _ in got] == [k for k, _ in expected]
+            assert all(torch.equal(a, b) for (_, a), (_, b) in zip(got, expected, strict=True))
+    assert [k for k, _ in original[2]] != [k for k, _ in original[3]]
 
 
 def test_preprocessed_output_reads_once_per_epoch(preprocessed):
