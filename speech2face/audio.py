@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +34,23 @@ N_FREQ = N_FFT // 2 + 1  # 257 one-sided frequency bins
 N_FRAMES = 1 + (N_SAMPLES - WIN_LENGTH) // HOP_LENGTH  # 1 + 95,600 // 160 = 598
 POWER_LAW = 0.3  # sign(x) * |x| ** 0.3 on real and imaginary parts
 
+# torchaudio's windowed-sinc resampler (torchaudio.functional.resample's defaults, passed
+# explicitly): an output sample at native position p is a Hann-windowed sinc of the native
+# samples i with |i - p| < ZERO_CROSSINGS * native / (ROLLOFF * min(native, output)), the
+# filter's half-width in native samples. A cut therefore reads
+# ceil(6 * native / (0.99 * min(native, 16000))) native samples more at each end than it
+# keeps: 17 at 44.1 kHz (6 * 44100 / 15840 = 16.7), 19 at 48 kHz (18.2), 9 at 22.05 kHz (8.35),
+# 7 at 8 kHz (6 * 8000 / 7920 = 6.06); see resample_margin().
+RESAMPLE_ZERO_CROSSINGS = 6  # sinc zero crossings on each side of the filter's centre
+RESAMPLE_ROLLOFF = 0.99  # cutoff as a fraction of the lower rate's Nyquist frequency
+
+# After a seek, containers decode from this far before the first wanted sample, so that codecs
+# whose frames overlap give there what a decode from the start gives: the larger of Opus's
+# recommended pre-roll, 80 ms (3,840 samples at 48 kHz, RFC 7845 sec. 4.6), and two AAC frames
+# of 1,024 samples (the MDCT overlaps each frame with the one before it).
+SEEK_PREROLL_SECONDS = 0.08
+SEEK_PREROLL_SAMPLES = 2 * 1024
+
 # Containers that soundfile (libsndfile) reads; everything else goes through PyAV.
 _SOUNDFILE_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif", ".au"}
 
@@ -42,13 +62,18 @@ __all__ = [
     "N_FREQ",
     "N_SAMPLES",
     "POWER_LAW",
+    "RESAMPLE_ROLLOFF",
+    "RESAMPLE_ZERO_CROSSINGS",
     "SAMPLE_RATE",
+    "SEEK_PREROLL_SAMPLES",
+    "SEEK_PREROLL_SECONDS",
     "WIN_LENGTH",
     "AudioError",
     "fit_to_length",
     "load_audio",
     "num_frames",
     "resample",
+    "resample_margin",
     "spectrogram",
 ]
 
@@ -71,14 +96,29 @@ def load_audio(
 ) -> torch.Tensor:
     """Read an audio file (or a video's audio track) as mono float32 at ``sample_rate``.
 
+    A cut is the same samples as the whole file read and resampled, then cut:
+    ``load_audio(p, sr, max_seconds=s, offset_seconds=o)`` equals
+    ``load_audio(p, sr)[j : j + round(s * sr)]`` with ``j = round(o * sr)`` (to float32
+    round-off). The offset is rounded on the output grid, not the file's: output sample ``j``
+    lies at native position ``j * native_rate / sr``, in general between two native samples
+    (``o * native_rate`` need not be whole). Only the native samples the resampler needs are
+    decoded: from a whole period before that position (a multiple of ``native_rate / g``
+    native samples, which resample to ``sr / g`` output samples on the whole file's grid,
+    ``g = gcd(native_rate, sr)``: 441 -> 160 for 44.1 kHz to 16 kHz) with at least
+    :func:`resample_margin` samples to spare, or from the file's start, to
+    :func:`resample_margin` samples past the last kept one, or the file's end; the resampled
+    read is then trimmed to the cut. The file's ends are zero-padded in both reads alike.
+    Containers with timestamps coarser than a sample (Matroska/WebM count milliseconds) can
+    place a seek only to their nearest timestamp.
+
     Args:
         path: wav (8/16/24/32-bit int or float), flac, ogg, mp3 via soundfile; the audio
             track of mp4/m4a/mov/webm/mkv (or anything else FFmpeg reads) via PyAV.
         sample_rate: output rate in Hz; other rates are resampled with a band-limited
-            (windowed-sinc) resampler.
-        max_seconds: read at most this much audio after ``offset_seconds``; only that part
-            of the file is decoded.
-        offset_seconds: where to start reading, in seconds from the start of the file.
+            (windowed-sinc) resampler, :func:`resample`.
+        max_seconds: keep at most ``round(max_seconds * sample_rate)`` samples after the
+            offset; only that part of the file (plus the resampler's margin) is decoded.
+        offset_seconds: where to start, in seconds from the start of the file.
 
     Returns:
         Tensor of shape ``(T,)``, float32 in [-1, 1]; channels are averaged.
@@ -93,6 +133,10 @@ def load_audio(
         raise AudioError(f"{path}: offset_seconds must be a number >= 0, got {offset_seconds}")
     if int(sample_rate) != sample_rate or sample_rate <= 0:
         raise AudioError(f"{path}: sample_rate must be a positive integer, got {sample_rate}")
+    sample_rate = int(sample_rate)
+    if max_seconds is not None and round(max_seconds * sample_rate) == 0:
+        message = f"max_seconds={max_seconds} is less than one sample at {sample_rate} Hz"
+        raise AudioError(f"{path}: {message}")
     if not path.exists():
         raise AudioError(f"{path}: no such file")
     if not path.is_file():
@@ -100,39 +144,102 @@ def load_audio(
     if path.stat().st_size == 0:
         raise AudioError(f"{path}: file is empty")
 
+    def plan(native_rate: int) -> _Cut:
+        return _plan_cut(native_rate, sample_rate, max_seconds, offset_seconds)
+
     if path.suffix.lower() in _SOUNDFILE_SUFFIXES:
         try:
-            data, native_rate = _read_soundfile(path, max_seconds, offset_seconds)
+            data, native_rate = _read_soundfile(path, plan)
         except AudioError:
             raise
         except Exception as sf_error:  # libsndfile could not parse it: let FFmpeg try
             try:
-                data, native_rate = _read_pyav(path, max_seconds, offset_seconds)
+                data, native_rate = _read_pyav(path, plan)
             except AudioError:
                 message = f"{path}: not a readable audio file ({_one_line(sf_error)})"
                 raise AudioError(message) from sf_error
     else:
-        data, native_rate = _read_pyav(path, max_seconds, offset_seconds)
+        data, native_rate = _read_pyav(path, plan)
 
-    if data.size == 0:
-        raise AudioError(f"{path}: contains no audio samples")
     if not np.isfinite(data).all():
         raise AudioError(f"{path}: contains NaN or infinite samples")
-    wav = torch.from_numpy(np.ascontiguousarray(data, dtype=np.float32))
-    if native_rate != sample_rate:
-        wav = resample(wav, native_rate, sample_rate)
-    if max_seconds is not None:
-        wav = wav[: int(round(max_seconds * sample_rate))]
+    cut = plan(native_rate)
+    wav = torch.from_numpy(np.ascontiguousarray(data, dtype=np.float32))  # (T_native,)
+    if wav.numel():
+        wav = resample(wav, native_rate, sample_rate)[cut.skip : cut.stop]  # (T,)
+    if wav.numel() == 0:
+        if offset_seconds > 0:
+            raise AudioError(f"{path}: offset {offset_seconds}s is past the end of the audio")
+        raise AudioError(f"{path}: contains no audio samples")
     return wav.clamp_(-1.0, 1.0)
 
 
 def resample(wav: torch.Tensor, orig_rate: int, new_rate: int) -> torch.Tensor:
-    """Band-limited resampling. ``wav``: ``(..., T)`` -> ``(..., T * new_rate / orig_rate)``."""
+    """Band-limited resampling. ``wav``: ``(..., T)`` -> ``(..., ceil(T * new_rate / orig_rate))``.
+
+    torchaudio's Hann-windowed sinc with :data:`RESAMPLE_ZERO_CROSSINGS` and
+    :data:`RESAMPLE_ROLLOFF`; output sample ``j`` is the input at position
+    ``j * orig_rate / new_rate``, zero-padded beyond both ends.
+    """
     import torchaudio.functional as AF
 
     if orig_rate == new_rate:
         return wav
-    return AF.resample(wav, int(orig_rate), int(new_rate))
+    return AF.resample(
+        wav,
+        int(orig_rate),
+        int(new_rate),
+        lowpass_filter_width=RESAMPLE_ZERO_CROSSINGS,
+        rolloff=RESAMPLE_ROLLOFF,
+    )
+
+
+def resample_margin(native_rate: int, sample_rate: int = SAMPLE_RATE) -> int:
+    """Native samples on each side of an output sample's position that :func:`resample`
+    weighs: ``ceil(6 * native_rate / (0.99 * min(native_rate, sample_rate)))`` (17 for
+    44.1 kHz to 16 kHz, 19 for 48 kHz, 9 for 22.05 kHz, 7 for 8 kHz), 0 for equal rates."""
+    if native_rate == sample_rate:
+        return 0
+    lower = min(native_rate, sample_rate)
+    return math.ceil(RESAMPLE_ZERO_CROSSINGS * native_rate / (RESAMPLE_ROLLOFF * lower))
+
+
+@dataclass(frozen=True)
+class _Cut:
+    """The native samples one cut decodes, and which of their resampled samples it keeps."""
+
+    start: int  # first native sample decoded
+    count: int | None  # native samples decoded from there (None: to the end of the file)
+    skip: int  # resampled samples before the cut (the read starts earlier than the cut)
+    length: int | None  # samples kept after those (None: to the end)
+
+    @property
+    def stop(self) -> int | None:
+        return None if self.length is None else self.skip + self.length
+
+
+def _plan_cut(
+    native_rate: int, sample_rate: int, max_seconds: float | None, offset_seconds: float
+) -> _Cut:
+    """Which native samples give output samples ``[round(offset * sr), + round(max * sr))``
+    exactly as resampling the whole file would (see :func:`load_audio`)."""
+    first = int(round(offset_seconds * sample_rate))  # the cut's first output sample
+    length = None if max_seconds is None else int(round(max_seconds * sample_rate))
+    if native_rate == sample_rate:
+        return _Cut(first, length, 0, length)
+    g = math.gcd(native_rate, sample_rate)
+    down, up = native_rate // g, sample_rate // g  # one period: `down` native, `up` output
+    margin = resample_margin(native_rate, sample_rate)
+    # Output sample j lies at native position j * down / up. A read that starts at native
+    # sample k * down makes its output sample 0 the whole file's output sample k * up, with
+    # the same filter phases; take the last such k at least `margin` native samples before
+    # the cut's first position (or the file's start, zero-padded in both reads alike).
+    period = max(0, (first * down - margin * up) // (down * up))
+    skip = first - period * up
+    if length is None:
+        return _Cut(period * down, None, skip, None)
+    last = (first + length - 1) * down // up  # native sample at or before the last position
+    return _Cut(period * down, last + margin + 1 - period * down, skip, length)
 
 
 def _one_line(error: BaseException) -> str:
@@ -140,23 +247,22 @@ def _one_line(error: BaseException) -> str:
     return text or type(error).__name__
 
 
-def _read_soundfile(
-    path: Path, max_seconds: float | None, offset_seconds: float
-) -> tuple[np.ndarray, int]:
-    """Decode with libsndfile; only the requested frames are read. Returns ``((T,), rate)``."""
+def _read_soundfile(path: Path, plan: Callable[[int], _Cut]) -> tuple[np.ndarray, int]:
+    """Decode with libsndfile only the native samples ``plan(native_rate)`` names.
+    Returns ``((T,), native_rate)``."""
     import soundfile as sf
 
     with sf.SoundFile(str(path)) as f:
         rate = f.samplerate
-        start = int(round(offset_seconds * rate))
-        frames = -1 if max_seconds is None else int(math.ceil(max_seconds * rate)) + 1
-        if f.seekable() and start > 0:
-            if start >= f.frames:
-                raise AudioError(f"{path}: offset {offset_seconds}s is past the end of the audio")
-            f.seek(start)
-        elif start > 0:
-            f.read(start, dtype="float32", always_2d=True)
-        data = f.read(frames, dtype="float32", always_2d=True)  # (T, C)
+        cut = plan(rate)
+        if f.seekable() and cut.start > 0:
+            if cut.start >= f.frames:
+                return np.zeros(0, dtype=np.float32), rate
+            f.seek(cut.start)
+        elif cut.start > 0:
+            f.read(cut.start, dtype="float32", always_2d=True)
+        count = -1 if cut.count is None else cut.count
+        data = f.read(count, dtype="float32", always_2d=True)  # (T, C)
     return _downmix(data), rate
 
 
@@ -167,58 +273,86 @@ def _downmix(data: np.ndarray) -> np.ndarray:
     return data @ np.full(data.shape[1], 1.0 / data.shape[1], dtype=data.dtype)
 
 
-def _read_pyav(
-    path: Path, max_seconds: float | None, offset_seconds: float
-) -> tuple[np.ndarray, int]:
-    """Decode the first audio stream with PyAV, stopping once enough samples are in."""
+def _read_pyav(path: Path, plan: Callable[[int], _Cut]) -> tuple[np.ndarray, int]:
+    """Decode the first audio stream with PyAV, only the native samples ``plan(native_rate)``
+    names (after a seek when they start late enough). Returns ``((T,), native_rate)``."""
+    seek_to = None  # native sample to seek to (0: none); set once the rate is known
+    while True:
+        container = _open_pyav(path)
+        try:
+            if not container.streams.audio:
+                raise AudioError(f"{path}: has no audio stream")
+            stream = container.streams.audio[0]
+            rate = int(stream.codec_context.sample_rate or stream.rate or 0)
+            if not rate:
+                raise AudioError(f"{path}: audio stream has no sample rate")
+            cut = plan(rate)
+            if seek_to is None:
+                preroll = max(math.ceil(SEEK_PREROLL_SECONDS * rate), SEEK_PREROLL_SAMPLES)
+                seek_to = max(0, cut.start - preroll)
+            data = _decode_pyav(path, container, stream, rate, cut, seek_to)
+        finally:
+            container.close()
+        if data is not None:
+            return data, rate
+        # The seek could not place the cut: decode from the start of a fresh container (a
+        # seek back to 0 would not drop an AAC encoder's priming samples as opening does).
+        seek_to = 0
+
+
+def _open_pyav(path: Path):
     import av
 
     try:
-        container = av.open(str(path), metadata_errors="ignore")
+        return av.open(str(path), metadata_errors="ignore")
     except Exception as error:
         message = f"{path}: not a readable audio or video file ({_one_line(error)})"
         raise AudioError(message) from error
+
+
+def _decode_pyav(
+    path: Path, container, stream, rate: int, cut: _Cut, seek_to: int
+) -> np.ndarray | None:
+    """Native samples ``[cut.start, cut.start + cut.count)`` of ``stream`` averaged to mono,
+    ``(T,)`` float32, decoded from the start or (``seek_to > 0``) from a seek to native sample
+    ``seek_to``; ``None`` when the seek lands past ``cut.start`` or on frames without
+    timestamps, so that only a decode from the start can place the cut."""
+    import av
+
+    if seek_to > 0:
+        target = Fraction(seek_to, rate) / stream.time_base
+        container.seek(math.floor(target), stream=stream, backward=True)
+    # Normalise every frame to planar float32 at the stream's own rate and layout.
+    to_float = av.AudioResampler(format="fltp", rate=rate)
+    chunks: list[np.ndarray] = []
+    have = 0
+    position = None if seek_to > 0 else 0  # native index of the next decoded sample
     try:
-        if not container.streams.audio:
-            raise AudioError(f"{path}: has no audio stream")
-        stream = container.streams.audio[0]
-        rate = stream.codec_context.sample_rate or stream.rate
-        if not rate:
-            raise AudioError(f"{path}: audio stream has no sample rate")
-        if offset_seconds > 0:
-            container.seek(int(offset_seconds / stream.time_base), stream=stream, backward=True)
-        skip_to = offset_seconds
-        wanted = None if max_seconds is None else int(math.ceil(max_seconds * rate)) + 1
-        # Normalise every frame to planar float32 at the stream's own rate and layout.
-        to_float = av.AudioResampler(format="fltp", rate=rate)
-        chunks: list[np.ndarray] = []
-        have = 0
-        try:
-            for frame in container.decode(stream):
-                frame_start = float(frame.pts * frame.time_base) if frame.pts is not None else None
-                for out in to_float.resample(frame):
-                    block = out.to_ndarray().mean(axis=0)  # (C, n) -> (n,)
-                    if frame_start is not None and frame_start < skip_to:
-                        drop = int(round((skip_to - frame_start) * rate))
-                        block = block[drop:]
-                    if block.size:
-                        chunks.append(block)
-                        have += block.size
-                if wanted is not None and have >= wanted:
-                    break
-        except AudioError:
-            raise
-        except Exception as error:
-            if not chunks:
-                message = f"{path}: could not decode audio ({_one_line(error)})"
-                raise AudioError(message) from error
-            # A damaged tail: keep what decoded cleanly before it.
-    finally:
-        container.close()
+        for frame in container.decode(stream):
+            if frame.pts is not None:
+                time_base = frame.time_base or stream.time_base
+                position = round(frame.pts * time_base * rate)
+            if position is None or (seek_to > 0 and not chunks and position > cut.start):
+                return None
+            for out in to_float.resample(frame):
+                block = out.to_ndarray().mean(axis=0)  # (C, n) -> (n,)
+                if position < cut.start:
+                    block = block[cut.start - position :]
+                position += out.samples
+                if block.size:
+                    chunks.append(block)
+                    have += block.size
+            if cut.count is not None and have >= cut.count:
+                break
+    except AudioError:
+        raise
+    except Exception as error:
+        if not chunks:
+            message = f"{path}: could not decode audio ({_one_line(error)})"
+            raise AudioError(message) from error
+        # A damaged tail: keep what decoded cleanly before it.
     data = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)
-    if wanted is not None:
-        data = data[:wanted]
-    return data, int(rate)
+    return data if cut.count is None else data[: cut.count]
 
 
 # --------------------------------------------------------------------------- clips

@@ -13,6 +13,12 @@ def tone(freq: float, seconds: float, rate: int, amplitude: float = 0.5) -> np.n
     return amplitude * np.sin(2 * np.pi * freq * t)
 
 
+def chirp(f0: float, f1: float, seconds: float, rate: int, amplitude: float = 0.4) -> np.ndarray:
+    """A linear sweep from ``f0`` to ``f1`` Hz: ``(round(seconds * rate),)`` float64."""
+    t = np.arange(int(round(seconds * rate))) / rate
+    return amplitude * np.sin(2 * np.pi * (f0 * t + 0.5 * (f1 - f0) / seconds * t * t))
+
+
 def dominant_frequency(wav: np.ndarray, rate: int) -> float:
     """Frequency (Hz) of the strongest FFT bin of ``wav`` ``(T,)``."""
     spectrum = np.abs(np.fft.rfft(wav * np.hanning(len(wav))))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -16,9 +18,11 @@ from speech2face.audio import (
     fit_to_length,
     load_audio,
     num_frames,
+    resample,
+    resample_margin,
     spectrogram,
 )
-from tests.media import dominant_frequency, tone, write_av
+from tests.media import chirp, dominant_frequency, tone, write_av
 
 
 def reference_spectrogram(wav: np.ndarray) -> np.ndarray:
@@ -219,6 +223,122 @@ def test_max_seconds_reads_only_what_it_needs(tmp_path, monkeypatch):
     wav = load_audio(path, max_seconds=2.0)
     assert wav.shape == (32_000,)
     assert 0 < sum(decoded) < 3 * 16_000  # about 2 s of the 120 s were decoded
+    decoded.clear()
+    wav = load_audio(path, max_seconds=2.0, offset_seconds=100.0)
+    assert wav.shape == (32_000,)
+    assert 0 < sum(decoded) < 3 * 16_000  # 2 s after a seek, plus its pre-roll
+
+
+# --------------------------------------------------------------------------- cuts
+
+CUT_SECONDS = 3.0  # length of the generated files
+# (offset_seconds, max_seconds): the file's start (zero-padded alike in both reads), offsets
+# whose native position falls between two native samples (1.0001 s is 44,104.41 samples at
+# 44.1 kHz), a cut ending exactly at the file's end, one running past it, and the rest.
+CUTS = [
+    (0.0, 0.5),
+    (0.3, 0.5),
+    (1.0001, 0.25),
+    (1.23456, 0.7),
+    (2.5, 0.5),
+    (2.6, 1.0),
+    (2.71, None),
+]
+
+
+def sweep_and_noise(rate: int) -> np.ndarray:
+    """``(CUT_SECONDS * rate,)``: a sweep up to near the band edge plus white noise."""
+    noise = np.random.default_rng(rate).standard_normal(int(CUT_SECONDS * rate))
+    return chirp(50.0, 0.45 * rate, CUT_SECONDS, rate, amplitude=0.4) + 0.1 * noise
+
+
+def whole_file_cut(full: torch.Tensor, offset: float, seconds: float | None) -> torch.Tensor:
+    """The reference: ``full`` ``(T,)`` at 16 kHz, cut on the output grid."""
+    first = round(offset * 16_000)
+    return full[first:] if seconds is None else full[first : first + round(seconds * 16_000)]
+
+
+@pytest.mark.parametrize("rate", [44_100, 48_000, 22_050, 8_000, 16_000])
+@pytest.mark.parametrize("suffix", [".wav", ".mov"])
+def test_a_cut_is_the_whole_file_resampled_then_cut(tmp_path, rate, suffix):
+    """Resampling only the decoded part must not change its edges: each cut equals the
+    whole file resampled and then cut, for the soundfile path (.wav) and the PyAV path
+    (.mov with 16-bit PCM: lossless, with timestamps counted in samples)."""
+    path = tmp_path / f"sweep{suffix}"
+    signal = sweep_and_noise(rate)
+    if suffix == ".wav":
+        sf.write(path, signal, rate, subtype="FLOAT")
+    else:
+        write_av(path, signal, rate=rate, codec="pcm_s16le")
+    full = load_audio(path)
+    assert full.shape == (48_000,)
+    for offset, seconds in CUTS:
+        got = load_audio(path, 16_000, max_seconds=seconds, offset_seconds=offset)
+        expected = whole_file_cut(full, offset, seconds)
+        assert got.shape == expected.shape, (offset, seconds)
+        torch.testing.assert_close(got, expected, rtol=0, atol=1e-6, msg=f"{offset}, {seconds}")
+
+
+@pytest.mark.parametrize("suffix, rate", [(".m4a", 44_100), (".mp4", 48_000)])
+def test_an_aac_cut_matches_the_whole_file_decode(tmp_path, suffix, rate):
+    """AAC frames overlap their predecessors, so a decode started at a seek is wrong for a
+    frame (differences of about 0.4 without the seek pre-roll). After the pre-roll what is
+    left is the floating-point decoder's round-off, measured below 2e-5: 1e-4 bounds it,
+    far below AAC's own error against the source (about 1e-2 RMS here). The signal is tonal
+    and the cuts end before the encoder's padding at the file's end: AAC's noise
+    substitution draws on a generator whose state depends on every frame decoded before,
+    so noise-like content does not decode the same after a seek."""
+    path = write_av(tmp_path / f"sweep{suffix}", chirp(100.0, 4000.0, 3.0, rate), rate=rate)
+    full = load_audio(path)
+    cuts = [(0.0, 0.5), (0.05, 0.2), (0.3, 0.5), (1.0001, 0.25), (1.23456, 0.7), (2.2, 0.6)]
+    for offset, seconds in cuts:
+        got = load_audio(path, max_seconds=seconds, offset_seconds=offset)
+        expected = whole_file_cut(full, offset, seconds)
+        torch.testing.assert_close(got, expected, rtol=0, atol=1e-4, msg=f"{offset}, {seconds}")
+
+
+@pytest.mark.parametrize(
+    "rate, margin", [(44_100, 17), (48_000, 19), (22_050, 9), (8_000, 7), (16_000, 0)]
+)
+def test_resample_margin_is_the_resampling_filters_reach(rate, margin):
+    """An impulse at native sample m reaches output samples j with |j * rate / 16000 - m|
+    at most the margin, and at least one sample less (the margin is tight)."""
+    assert resample_margin(rate) == margin
+    if rate == 16_000:
+        return
+    period = rate // math.gcd(rate, 16_000)  # native samples per repeat of the filter phases
+    length = rate // 10
+    reach = 0.0
+    for m in range(length // 2, length // 2 + period):
+        impulse = torch.zeros(length, dtype=torch.float64)  # (T,)
+        impulse[m] = 1.0
+        taps = torch.nonzero(resample(impulse, rate, 16_000).abs() > 1e-12).flatten()
+        reach = max(reach, (taps.double() * rate / 16_000 - m).abs().max().item())
+    assert margin - 1 <= reach <= margin
+
+
+def test_a_seek_that_lands_late_falls_back_to_decoding_from_the_start(tmp_path, monkeypatch):
+    """A container that seeks past the cut's first sample cannot place it: the cut is then
+    decoded from the start, and still equals the whole file's."""
+    import av
+
+    path = write_av(tmp_path / "late.mov", sweep_and_noise(44_100), 44_100, codec="pcm_s16le")
+    full = load_audio(path)
+    real_seek, real_open = av.container.InputContainer.seek, av.open
+    opened = []
+
+    def late_seek(self, offset, *args, **kwargs):  # the stream's time base is 1 / 44100
+        return real_seek(self, offset + 44_100, *args, **kwargs)
+
+    def counting_open(*args, **kwargs):
+        opened.append(args[0])
+        return real_open(*args, **kwargs)
+
+    monkeypatch.setattr(av.container.InputContainer, "seek", late_seek)
+    monkeypatch.setattr(av, "open", counting_open)
+    got = load_audio(path, max_seconds=0.5, offset_seconds=1.0)
+    assert len(opened) == 2  # the seek, then the decode from the start
+    torch.testing.assert_close(got, full[16_000:24_000], rtol=0, atol=1e-6)
 
 
 def _bad_files(tmp_path):
@@ -280,6 +400,14 @@ def test_bad_arguments(tmp_path):
         load_audio(path, sample_rate=0)
     with pytest.raises(AudioError, match="past the end"):
         load_audio(path, offset_seconds=5.0)
+    with pytest.raises(AudioError, match="less than one sample"):
+        load_audio(path, max_seconds=1e-5)
+    for rate in (44_100, 8_000):  # a cut starting just past the end reads native samples
+        resampled = tmp_path / f"ok{rate}.wav"  # before it (for the resampler), yet fails
+        sf.write(resampled, tone(440.0, 1.0, rate), rate)
+        with pytest.raises(AudioError, match="past the end"):
+            load_audio(resampled, offset_seconds=1.0001)
+        assert load_audio(resampled, offset_seconds=0.999).shape == (16,)
 
 
 def test_module_exports_are_documented():
