@@ -65,8 +65,9 @@ def template_face_box(template: np.ndarray = TEMPLATE) -> tuple[float, float, fl
 
     Least-squares scale and shift (no rotation: the crop is upright) taking the mean shape's
     eye centres, nose tip and mouth corners onto ``template`` ``(5, 2)``. Returns
-    ``(left, top, width)`` in crop pixels: about (57.0, 57.1, 110.1) for the 224 crop, whose
-    eyes are 43.7 px apart as the template's are.
+    ``(left, top, width)`` in crop pixels: about (57.0, 57.1, 110.1) for the 224 crop. The
+    mean shape's eyes are then 45.2 px apart (the template's 43.7; the nose and mouth pull
+    the fit too).
     """
     shape = DLIB_MEAN_SHAPE.astype(np.float64)
     five = np.stack(

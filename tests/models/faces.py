@@ -1,4 +1,5 @@
-"""Synthetic face crops drawn with PIL (skin oval, eyes, brows, nose, mouth)."""
+"""Faces for tests: synthetic crops drawn with PIL (skin oval, eyes, brows, nose, mouth), and
+real faces that ship in scikit-image."""
 
 from __future__ import annotations
 
@@ -43,3 +44,20 @@ def draw_face(
 def face_batch(*faces: np.ndarray) -> torch.Tensor:
     """uint8 ``(H, W, 3)`` images -> float crops ``(B, 3, H, W)`` in [0, 1]."""
     return torch.stack([torch.from_numpy(f).permute(2, 0, 1).float() / 255 for f in faces])
+
+
+def real_faces(lfw_faces: int = 30) -> list[np.ndarray]:
+    """Real frames ``(H, W, 3)`` uint8: scikit-image's astronaut, then ``lfw_faces`` LFW
+    faces (lfw_subset's first 100 images are faces) upscaled 25 -> 160 px on a 320x320 grey
+    frame, where MTCNN finds them all."""
+    from skimage import data
+
+    frames = [np.asarray(data.astronaut())]
+    for face in data.lfw_subset()[:lfw_faces]:
+        grey = Image.fromarray((face * 255).astype(np.uint8)).resize(
+            (160, 160), Image.Resampling.BICUBIC
+        )
+        canvas = np.full((320, 320), 128, np.uint8)
+        canvas[80:240, 80:240] = np.asarray(grey)
+        frames.append(np.ascontiguousarray(np.repeat(canvas[..., None], 3, axis=2)))
+    return frames

@@ -11,27 +11,13 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from skimage import data
 
 from speech2face.faces import FaceDetector, align_face, pick_detection, transform_points
 from speech2face.models import DlibFaceEncoder
 from speech2face.models.face_encoder import FACENET_BOX, FaceNetEncoder, crop_and_resize
+from tests.models.faces import real_faces
 
-LFW_FACES = 30  # of the 100 in lfw_subset: enough for medians, quick on a CPU
 DLIB_SAME_PERSON = 0.6  # dlib's Euclidean threshold for "same person"
-
-
-def real_faces() -> list[np.ndarray]:
-    """The astronaut, then LFW faces upscaled 25 -> 160 px on a 320x320 grey frame."""
-    frames = [np.asarray(data.astronaut())]
-    for face in data.lfw_subset()[:LFW_FACES]:  # the first 100 images are faces
-        grey = Image.fromarray((face * 255).astype(np.uint8)).resize(
-            (160, 160), Image.Resampling.BICUBIC
-        )
-        canvas = np.full((320, 320), 128, np.uint8)
-        canvas[80:240, 80:240] = np.asarray(grey)
-        frames.append(np.ascontiguousarray(np.repeat(canvas[..., None], 3, axis=2)))
-    return frames
 
 
 @pytest.fixture(scope="module")
