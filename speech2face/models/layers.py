@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from speech2face.models.landmarks import border_points
-from speech2face.models.tps import evaluate_tps, fit_tps
+from speech2face.models.tps import evaluate_tps, fit_tps, tps_kernel
 
 
 class ConvReLUBN(nn.Sequential):
@@ -61,24 +61,45 @@ class ThinPlateSplineWarp(nn.Module):
         self.register_buffer("border", border_points(border_per_side), persistent=False)
         self.padding_mode = padding_mode
         self.regularization = float(regularization)
+        # The kernel between the output pixels and a fixed target layout (the decoder's mean
+        # geometry, when faces are warped onto it): (target, height, width, kernel).
+        self._cached: tuple[Tensor, int, int, Tensor] | None = None
+
+    def _kernel(self, pixels: Tensor, target: Tensor, height: int, width: int) -> Tensor:
+        """``tps_kernel(pixels, target)``, kept for a target shared by the batch and without
+        gradient, which is reused while the same layout comes back."""
+        if target.shape[0] != 1 or target.requires_grad:
+            return tps_kernel(pixels, target)
+        cached = self._cached
+        if (
+            cached is not None
+            and cached[1:3] == (height, width)
+            and cached[0].shape == target.shape
+            and cached[0].device == target.device
+            and torch.equal(cached[0], target)
+        ):
+            return cached[3]
+        kernel = tps_kernel(pixels, target)
+        self._cached = (target.detach().clone(), height, width, kernel)
+        return kernel
 
     def sampling_grid(
         self,
         source: Tensor,  # (B, K, 2) control points in the input image, normalised
-        target: Tensor,  # (B, K, 2) where they must land in the output, normalised
+        target: Tensor,  # (B or 1, K, 2) where they must land in the output, normalised
         height: int,
         width: int,
     ) -> Tensor:  # (B, H, W, 2): input position sampled by each output pixel
         """The ``grid_sample`` grid of the warp (border points added here)."""
-        batch = source.shape[0]
-        border = self.border.to(device=source.device, dtype=source.dtype)
-        border = border.expand(batch, -1, -1)
-        source = torch.cat([source, border], dim=1)
-        target = torch.cat([target, border], dim=1)
-        weights, affine = fit_tps(target, source, self.regularization)
+        border = self.border.to(device=source.device, dtype=source.dtype).unsqueeze(0)
+        source = torch.cat([source, border.expand(source.shape[0], -1, -1)], dim=1)
+        target = torch.cat([target, border.expand(target.shape[0], -1, -1)], dim=1)
+        weights, affine = fit_tps(target, source, self.regularization)  # float64
         pixels = pixel_centres(height, width, device=source.device, dtype=weights.dtype)
-        grid = evaluate_tps(pixels.view(1, -1, 2), target, weights, affine)  # float64
-        return grid.view(batch, height, width, 2).to(source.dtype)
+        pixels = pixels.view(1, -1, 2)
+        kernel = self._kernel(pixels, target.to(weights.dtype), height, width)
+        grid = evaluate_tps(pixels, target, weights, affine, kernel=kernel)
+        return grid.view(-1, height, width, 2).to(source.dtype)
 
     def forward(
         self,
@@ -88,7 +109,7 @@ class ThinPlateSplineWarp(nn.Module):
     ) -> Tensor:  # (B, C, H, W)
         batch, _, height, width = image.shape
         source = source.expand(batch, -1, -1) if source.ndim == 2 else source
-        target = target.expand(batch, -1, -1) if target.ndim == 2 else target
+        target = target.unsqueeze(0) if target.ndim == 2 else target  # (1, K, 2): shared
         # Float32 at least, even under autocast: half precision cannot place a pixel.
         with torch.autocast(device_type=image.device.type, enabled=False):
             dtype = torch.promote_types(image.dtype, torch.float32)

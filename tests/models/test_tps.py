@@ -190,6 +190,29 @@ def test_a_dot_moves_where_told(index, shift):
     assert out[far].abs().max() < 1e-6
 
 
+def test_a_shared_fixed_target_is_paired_once_and_reused():
+    """Warping onto one layout (the decoder's texture targets) keeps the pixel-to-target
+    kernel; results equal the per-sample computation, and a new layout is not served stale."""
+    warp = ThinPlateSplineWarp()
+    image = torch.rand(3, 1, 64, 64)
+    sources = pixels_to_grid(torch.stack([jittered(seed=s) for s in range(3)]) * 64 / 224)
+    layout = pixels_to_grid(MEAN * 64 / 224)
+    first = warp(image, sources, layout)
+    kept = warp._cached
+    assert kept is not None and warp(image, sources, layout).equal(first)
+    assert warp._cached[3] is kept[3]  # reused, not recomputed
+    one_by_one = torch.cat(
+        [
+            warp(image[i : i + 1], sources[i], layout.expand(1, -1, -1).clone().requires_grad_())
+            for i in range(3)
+        ]
+    )
+    assert (first - one_by_one).abs().max() < 1e-6
+    other = pixels_to_grid(rotated() * 64 / 224)
+    fresh = ThinPlateSplineWarp()(image, sources, other)
+    assert warp(image, sources, other).equal(fresh)
+
+
 def test_warp_runs_under_autocast_and_keeps_the_dtype():
     warp = ThinPlateSplineWarp()
     image = torch.rand(2, 3, 64, 64, dtype=torch.bfloat16)
