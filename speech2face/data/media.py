@@ -25,6 +25,7 @@ __all__ = [
     "read_frames",
     "read_image",
     "read_pcm16",
+    "to_pcm16",
 ]
 
 # Why a segment was rejected (the ``reason`` field of failures.jsonl).
@@ -39,7 +40,10 @@ REASONS = (
     "no_face",  # no confident face in any sampled frame
     "internal_error",  # an unexpected exception (a bug, or a file no check foresaw)
 )
-PCM_SCALE = 32767  # float [-1, 1] -> int16
+# float [-1, 1] -> int16: x -> round(x * 32768) clipped to [-32768, 32767], the inverse of
+# the dataset's int16 / 32768 (full scale +1.0 clips to 32767, one step below).
+PCM_SCALE = 32768
+PCM_MIN, PCM_MAX = -32768, 32767  # the int16 range
 SEEK_GAP_SECONDS = 2.0  # decode forward instead of seeking when the next time is this close
 FRAME_TOLERANCE_SECONDS = 1.0  # accept the last frame when a time lies past the stream's end
 
@@ -184,4 +188,10 @@ def read_pcm16(path: Path, offset: float, seconds: float, min_seconds: float) ->
         raise MediaError(
             "too_short", f"{wav.numel() / SAMPLE_RATE:.2f} s of audio, need {min_seconds:g} s"
         )
-    return (wav.numpy() * PCM_SCALE).round().astype(np.int16)
+    return to_pcm16(wav.numpy())
+
+
+def to_pcm16(wav: np.ndarray) -> np.ndarray:
+    """Float samples ``(T,)`` in [-1, 1] -> int16 ``(T,)``: ``round(x * 32768)``, clipped."""
+    scaled = np.round(np.asarray(wav, dtype=np.float64) * PCM_SCALE)
+    return np.clip(scaled, PCM_MIN, PCM_MAX).astype(np.int16)
