@@ -1,0 +1,78 @@
+"""One live run per output directory.
+
+Every long job that writes into a directory (preprocessing, training, evaluation, the demo)
+holds an exclusive ``fcntl`` lock on ``<dir>/.s2f.lock`` while it runs. The kernel releases
+the lock when the holder exits, however it exits (SIGKILL included), so a stale lock file
+never blocks a later run; a second run started while the first is alive is refused with one
+line naming the holder.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import socket
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from speech2face.errors import S2FError
+
+__all__ = ["LOCK_NAME", "DirectoryBusyError", "hold_directory", "holder"]
+
+LOCK_NAME = ".s2f.lock"
+
+
+class DirectoryBusyError(S2FError):
+    """Another live run holds the output directory."""
+
+
+def holder(directory: str | os.PathLike) -> dict | None:
+    """What the lock file says about the run holding ``directory`` (``None`` if unreadable)."""
+    try:
+        return json.loads((Path(directory) / LOCK_NAME).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+@contextmanager
+def hold_directory(directory: str | os.PathLike, command: str | None = None) -> Iterator[Path]:
+    """Hold ``directory`` (created if needed) for this process while the block runs.
+
+    Raises :class:`DirectoryBusyError` at once, without waiting, if a live process holds it.
+    The lock file records the holder's command, PID, host and start time for that message.
+    The descriptor is close-on-exec, so programs the run executes do not hold it; workers
+    forked from the run share it (a lock belongs to the open file), so the directory stays
+    held until the last of them has exited, which is what keeps a new run from starting
+    beside an orphaned worker.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / LOCK_NAME
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            info = holder(directory) or {}
+            who = info.get("command", "another run")
+            pid = info.get("pid", "?")
+            host = info.get("host", "?")
+            raise DirectoryBusyError(
+                f"{directory} is in use by {who} (pid {pid} on {host}); wait for it to "
+                "finish, stop it, or choose another output directory"
+            ) from None
+        record = {
+            "command": command or os.path.basename(sys.argv[0] or "speech2face"),
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, (json.dumps(record) + "\n").encode(), 0)
+        yield directory
+    finally:
+        os.close(fd)  # releases the lock
