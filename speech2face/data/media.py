@@ -37,7 +37,7 @@ REASONS = (
     "no_audio_stream",
     "no_video_stream",
     "too_short",  # less audio than min_seconds in the segment
-    "no_face",  # no confident face in any sampled frame
+    "no_face",  # no confident speaker face at the segment's start (or in any frame, without a hint)
     "internal_error",  # an unexpected exception (a bug, or a file no check foresaw)
 )
 # float [-1, 1] -> int16: x -> round(x * 32768) clipped to [-32768, 32767], the inverse of
@@ -99,9 +99,17 @@ def probe(path: Path) -> MediaInfo:
 
 
 def frame_times(start: float, end: float, count: int) -> list[float]:
-    """``count`` times spread evenly across ``[start, end)``: the centres of equal parts."""
+    """``count`` times across ``[start, end)``, the first at ``start``, then every
+    ``(end - start) / count`` seconds.
+
+    The first is the segment's start, where a source's face-centre hint places the speaker
+    (AVSpeech gives the face centre at the segment's start); the others spread through the
+    segment, where the speaker is followed by identity.
+    """
+    if count < 1:
+        raise ValueError(f"count must be >= 1, got {count}")
     step = (end - start) / count
-    return [start + (i + 0.5) * step for i in range(count)]
+    return [start + i * step for i in range(count)]
 
 
 def read_frames(path: Path, times: Sequence[float]) -> list[tuple[float, np.ndarray]]:

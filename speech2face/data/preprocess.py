@@ -1,5 +1,9 @@
 """Preprocessing: source segments -> shards of (audio, aligned face, landmarks, feature).
 
+What happens to one segment (decode, choose the speaker, align, landmarks) is
+:mod:`speech2face.data.segment`; this module runs it over a source: chunks, workers,
+resumption, merging, and the face features, computed in batches.
+
 Work is split into *chunks*: the segments of one split, in the source's order, cut into
 blocks of ``shard_size``. Chunk ``k`` of split ``s`` is named ``s-%06d`` and writes
 
@@ -25,7 +29,6 @@ import contextlib
 import hashlib
 import io
 import json
-import math
 import os
 import threading
 import time
@@ -38,21 +41,19 @@ from typing import Any
 import numpy as np
 
 from speech2face.audio import SAMPLE_RATE
-from speech2face.data.media import (
-    MediaError,
-    frame_times,
-    probe,
-    read_frames,
-    read_image,
-    read_pcm16,
+from speech2face.data.media import MediaError
+from speech2face.data.segment import (
+    EncoderFactory,
+    KeptSample,
+    PreprocessOptions,
+    SegmentProcessor,
 )
-from speech2face.data.shards import TarSampleWriter, encode_wav, json_bytes, npy_bytes
+from speech2face.data.shards import TarSampleWriter, json_bytes, npy_bytes
 from speech2face.data.sources import (
     MAX_KEY_LENGTH,
     SPLITS,
     BadRow,
     Item,
-    Media,
     Segment,
     Source,
     is_safe_key,
@@ -76,76 +77,12 @@ __all__ = [
     "source_from_config",
 ]
 
-FORMAT_VERSION = 1  # bump when the shard layout changes
-STAGES = ("locate", "audio", "video", "detect", "align", "features", "write")
+# Bump when the shard layout or what a sample holds changes (2: the speaker is chosen at the
+# segment's start and followed by identity; face metadata gained tracked_frames & co.).
+FORMAT_VERSION = 2
+STAGES = ("locate", "audio", "video", "detect", "track", "align", "features", "write")
 WATCHDOG_SECONDS = 1.0  # how often a worker checks that its parent is still alive
 POLL_SECONDS = 0.2  # how often the parent refreshes the progress bar
-
-EncoderFactory = Callable[[], Any]  # () -> face encoder: (B, 3, 224, 224) in [0, 1] -> (B, D)
-
-
-@dataclass(frozen=True)
-class PreprocessOptions:
-    """Per-segment settings (each changes the output, so each is part of the run's identity).
-
-    Args:
-        frames_per_clip: frames decoded evenly across the segment, searched for the most
-            frontal face.
-        min_seconds: segments with less audio are rejected (``too_short``).
-        max_seconds: at most this much audio is kept per segment.
-        min_face_prob, min_face_size: MTCNN detections below these are ignored.
-        detect_max_side: frames are downscaled to this longer side for detection only.
-        jpeg_quality: quality of the stored crops.
-    """
-
-    frames_per_clip: int = 5
-    min_seconds: float = 3.0
-    max_seconds: float = 10.0
-    min_face_prob: float = 0.9
-    min_face_size: int = 40
-    detect_max_side: int = 640
-    jpeg_quality: int = 95
-
-    def __post_init__(self) -> None:
-        # name -> (integer?, lowest, highest); every field is checked for type and range.
-        limits = {
-            "frames_per_clip": (True, 1, None),
-            "min_seconds": (False, 0.0, None),
-            "max_seconds": (False, 0.0, None),
-            "min_face_prob": (False, 0.0, 1.0),
-            "min_face_size": (True, 1, None),
-            "detect_max_side": (True, 64, None),
-            "jpeg_quality": (True, 1, 100),
-        }
-        for name, (integer, low, high) in limits.items():
-            value = getattr(self, name)
-            if integer:
-                if isinstance(value, bool) or not isinstance(value, int):
-                    raise ConfigError(f"{name} must be an integer, got {_shown(value)}")
-            else:
-                if (
-                    isinstance(value, bool)
-                    or not isinstance(value, int | float)
-                    or not math.isfinite(value)
-                ):
-                    raise ConfigError(f"{name} must be a finite number, got {_shown(value)}")
-                value = float(value)
-                object.__setattr__(self, name, value)  # 3 and 3.0: one setting
-            if name in ("min_seconds", "max_seconds") and value <= 0:
-                raise ConfigError(f"{name} must be > 0, got {value:g}")
-            if value < low or (high is not None and value > high):
-                span = f"in [{low}, {high}]" if high is not None else f">= {low}"
-                raise ConfigError(f"{name} must be {span}, got {value:g}")
-        if self.min_seconds > self.max_seconds:
-            raise ConfigError(
-                f"need min_seconds <= max_seconds, got {self.min_seconds:g} > {self.max_seconds:g}"
-            )
-
-
-def _shown(value: Any) -> str:
-    text = repr(value) if isinstance(value, str) else str(value)
-    text = " ".join(text.split())
-    return text if len(text) <= 60 else text[:60] + "..."
 
 
 @dataclass
@@ -222,263 +159,6 @@ def torch_threads(threads: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def resolve_device(device: str) -> str:
-    """``auto`` -> ``cuda`` when a GPU is present, else ``cpu``; other names pass through."""
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-# --------------------------------------------------------------------------- one segment
-
-
-@dataclass
-class _Kept:
-    key: str
-    members: dict[str, bytes]  # everything but the metadata and the feature
-    meta: dict[str, Any]  # becomes <key>.json once the feature is known
-    crop: np.ndarray  # (224, 224, 3) uint8, the JPEG as decoded (the encoder's input)
-    manifest: dict[str, Any]
-
-
-class SegmentProcessor:
-    """Turns segments into samples in one process; models are built on first use.
-
-    Args:
-        source: locates each segment's media (and downloads it when enabled).
-        options: per-segment settings.
-        encoder_factory: builds the face encoder (called once, in the worker).
-        encoder_name: recorded with every feature.
-        device: torch device for MTCNN and the encoder (``auto``: GPU when present).
-        feature_batch_size: crops per encoder call.
-    """
-
-    def __init__(
-        self,
-        source: Source,
-        options: PreprocessOptions,
-        encoder_factory: EncoderFactory,
-        encoder_name: str,
-        device: str = "auto",
-        feature_batch_size: int = 32,
-    ) -> None:
-        self.source = source
-        self.options = options
-        self.encoder_factory = encoder_factory
-        self.encoder_name = encoder_name
-        self.device = resolve_device(device)
-        self.feature_batch_size = max(1, int(feature_batch_size))
-        self.timings: Counter[str] = Counter()
-        self._detector = None
-        self._landmarker = None
-        self._encoder = None
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()  # models are rebuilt where the processor lands
-        state.update(_detector=None, _landmarker=None, _encoder=None)
-        return state
-
-    # models -----------------------------------------------------------------
-    @property
-    def detector(self):
-        if self._detector is None:
-            from speech2face.faces import FaceDetector
-
-            self._detector = FaceDetector(
-                device=self.device,
-                max_side=self.options.detect_max_side,
-                min_face_size=self.options.min_face_size,
-            )
-        return self._detector
-
-    @property
-    def landmarker(self):
-        if self._landmarker is None:
-            from speech2face.faces import Landmarker
-
-            self._landmarker = Landmarker()
-        return self._landmarker
-
-    @property
-    def encoder(self):
-        if self._encoder is None:
-            encoder = self.encoder_factory()
-            if hasattr(encoder, "to"):
-                encoder = encoder.to(self.device)
-            if hasattr(encoder, "eval"):
-                encoder.eval()
-            self._encoder = encoder
-        return self._encoder
-
-    def features(self, crops: Sequence[np.ndarray]) -> np.ndarray:
-        """``crops``: B arrays ``(224, 224, 3)`` uint8 -> ``(B, D)`` float16 features."""
-        import torch
-
-        out = []
-        for start in range(0, len(crops), self.feature_batch_size):
-            batch = np.stack(crops[start : start + self.feature_batch_size])
-            images = torch.from_numpy(batch).permute(0, 3, 1, 2).float().div_(255.0)
-            with torch.inference_mode():
-                feats = self.encoder(images.to(self.device))  # (B, D)
-            out.append(feats.float().cpu().numpy())
-        return np.concatenate(out).astype(np.float16)
-
-    # one segment ------------------------------------------------------------
-    def _timed(self, stage: str, fn: Callable[[], Any]) -> Any:
-        start = time.perf_counter()
-        try:
-            return fn()
-        finally:
-            self.timings[stage] += time.perf_counter() - start
-
-    def process(self, segment: Segment) -> _Kept:
-        """Audio, best face, crop, landmarks and metadata of ``segment`` (no feature yet).
-
-        Raises :class:`MediaError` with the reason the segment is rejected.
-        """
-        media = self._timed("locate", lambda: self.source.locate(segment))
-        try:
-            return self._process(segment, media)
-        finally:
-            self.source.release(media)
-
-    def _process(self, segment: Segment, media: Media) -> _Kept:
-        opts = self.options
-        audio_path = media.video or media.audio
-        if media.video is not None:
-            info = self._timed("audio", lambda: probe(media.video))
-            if not info.has_video:
-                raise MediaError("no_video_stream", f"{media.video.name}: has no video stream")
-            if not info.has_audio:
-                raise MediaError("no_audio_stream", f"{media.video.name}: has no audio stream")
-        wanted = opts.max_seconds
-        if segment.end is not None:
-            wanted = min(wanted, segment.end - segment.start)
-        if wanted < opts.min_seconds:
-            raise MediaError("too_short", f"segment is {wanted:.2f} s, need {opts.min_seconds:g} s")
-        pcm = None
-        if audio_path is not None:
-            pcm = self._timed(
-                "audio", lambda: read_pcm16(audio_path, media.offset, wanted, opts.min_seconds)
-            )
-        duration = wanted if pcm is None else pcm.size / SAMPLE_RATE
-
-        if media.video is not None:
-            times = frame_times(media.offset, media.offset + duration, opts.frames_per_clip)
-            frames = self._timed("video", lambda: read_frames(media.video, times))
-            if not frames:
-                raise MediaError("decode_error", f"{media.video.name}: no frame could be decoded")
-        else:
-            assert media.image is not None
-            image = self._timed("video", lambda: read_image(media.image))
-            frames = [(0.0, image)]
-
-        best = self._timed("detect", lambda: self._best_face(segment, frames))
-        if best is None:
-            raise MediaError("no_face", f"no face found in {len(frames)} frame(s)")
-        frame_index, detection, score = best
-        return self._timed(
-            "align",
-            lambda: self._sample(
-                segment, media, frames, frame_index, detection, score, pcm, duration
-            ),
-        )
-
-    def _best_face(self, segment: Segment, frames: list[tuple[float, np.ndarray]]):
-        from speech2face.faces import frontality, pick_detection
-
-        by_size: dict[tuple[int, ...], list[int]] = defaultdict(list)
-        for i, (_, frame) in enumerate(frames):
-            by_size[frame.shape].append(i)
-        detections: list[list] = [[] for _ in frames]
-        for indices in by_size.values():  # frames of one video share a size: one batch
-            found = self.detector.detect(np.stack([frames[i][1] for i in indices]))
-            for i, dets in zip(indices, found, strict=True):
-                detections[i] = dets
-        best = None
-        for i, ((_, frame), dets) in enumerate(zip(frames, detections, strict=True)):
-            centre = None
-            if segment.face_xy is not None:
-                centre = (segment.face_xy[0] * frame.shape[1], segment.face_xy[1] * frame.shape[0])
-            chosen = pick_detection(
-                dets,
-                centre,
-                min_prob=self.options.min_face_prob,
-                min_size=self.options.min_face_size,
-            )
-            if chosen is None:
-                continue
-            score = frontality(chosen.landmarks)
-            if best is None or (score, chosen.prob) > (best[2], best[1].prob):
-                best = (i, chosen, score)
-        return best
-
-    def _sample(
-        self, segment, media, frames, frame_index, detection, score, pcm, duration
-    ) -> _Kept:
-        from PIL import Image
-
-        from speech2face.faces import align_face, transform_points
-
-        frame_time, frame = frames[frame_index]
-        crop, matrix = align_face(frame, detection.landmarks)
-        buffer = io.BytesIO()
-        Image.fromarray(crop).save(buffer, format="JPEG", quality=self.options.jpeg_quality)
-        jpeg = buffer.getvalue()
-        with Image.open(io.BytesIO(jpeg)) as decoded:
-            crop = np.asarray(decoded.convert("RGB"))  # what every later reader sees
-        lm68 = self.landmarker(crop)
-        media_name = (media.video or media.audio or media.image).name
-        face = {
-            "frame_time": round(frame_time - media.offset, 3),
-            "frame_size": [int(frame.shape[1]), int(frame.shape[0])],
-            "box": _rounded(detection.box),
-            "prob": round(float(detection.prob), 4),
-            "landmarks5": _rounded(detection.landmarks),
-            "landmarks5_crop": _rounded(transform_points(detection.landmarks, matrix)),
-            "frontality": round(float(score), 4),
-            "frames_searched": len(frames),
-        }
-        meta = {
-            "key": segment.key,
-            "source": segment.source,
-            "speaker": segment.speaker,
-            "split": segment.split,
-            "media": media_name,
-            "start": round(segment.start, 3),
-            "end": None if segment.end is None else round(segment.end, 3),
-            "duration": round(duration, 3),
-            "sample_rate": SAMPLE_RATE if pcm is not None else None,
-            "has_audio": pcm is not None,
-            "labels": segment.labels,
-            "face": face,
-            "face_encoder": self.encoder_name,
-        }
-        if segment.youtube_id is not None:
-            meta["youtube_id"] = segment.youtube_id
-        members = {"jpg": jpeg, "lm68.npy": npy_bytes(lm68.astype(np.float32))}
-        if pcm is not None:
-            members["wav"] = encode_wav(pcm)
-        manifest = {
-            "key": segment.key,
-            "split": segment.split,
-            "speaker": segment.speaker,
-            "duration": meta["duration"],
-            "has_audio": pcm is not None,
-            "source": segment.source,
-            "start": meta["start"],
-            "end": meta["end"],
-            "labels": segment.labels,
-        }
-        return _Kept(segment.key, members, meta, crop, manifest)
-
-
-def _rounded(array: np.ndarray, digits: int = 2) -> list:
-    return np.round(np.asarray(array, dtype=np.float64), digits).tolist()
-
-
 def _failure(item: Item, reason: str, detail: str) -> dict[str, Any]:
     if isinstance(item, BadRow):
         return {
@@ -520,7 +200,7 @@ def _write_chunk(
     failures: list[dict[str, Any]] = []
     with open(tmp, "wb") as f:
         writer = TarSampleWriter(f)
-        pending: list[_Kept] = []
+        pending: list[KeptSample] = []
         pending_items: list[Segment] = []
 
         def flush() -> None:
@@ -1069,7 +749,8 @@ def recompute_features(
     shard whose samples already carry ``encoder_name`` is skipped, so the pass resumes
     after a kill. Jobs of an array (``shard_index`` / ``num_shards``) rewrite their shards
     only; one more call with ``num_shards=1`` then finds nothing left to do and records the
-    new encoder in run.json and stats.json. Returns ``{"shards": n, "rewritten": m, "samples": k, "feature_dim": D}``.
+    new encoder in run.json and stats.json. Returns
+    ``{"shards": n, "rewritten": m, "samples": k, "feature_dim": D}``.
     """
     from tqdm import tqdm
 
