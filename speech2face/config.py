@@ -54,3 +54,27 @@ def require_number(value: object, name: str, minimum: float | None = None, stric
         bound = ">" if strict else ">="
         raise ConfigError(f"{name} must be {bound} {minimum}, got {value!r}")
     return value
+
+
+def require_bool(value: object, name: str) -> bool:
+    """``value`` if it is ``true`` or ``false``, else a one-line :class:`ConfigError`."""
+    if not isinstance(value, bool):
+        raise ConfigError(f"{name} must be true or false, got {value!r}")
+    return value
+
+
+def require_file_name(value: object, name: str, what: str = "a file") -> str:
+    """``value`` as a non-empty path string, else a one-line :class:`ConfigError`.
+
+    Hydra turns ``key=`` into ``''``, ``key=null`` into ``None`` and ``key=12`` into an int;
+    a name that Hydra reads as a number or a list must be quoted: ``key='12'``.
+    """
+    if value is None or value == "":
+        shown = "null" if value is None else "''"
+        raise ConfigError(f"{name} must name {what}, got {shown}")
+    if not isinstance(value, str):
+        raise ConfigError(
+            f"{name} must name {what}, got {value!r}; quote a name that looks like a number "
+            f"or a list: \"{name}='...'\""
+        )
+    return value
