@@ -11,14 +11,26 @@ path to put it at.
 
 A file already in the cache (downloaded earlier, or put there by hand as that message
 suggests) is checked on first use too: its size first (a fast one-line failure), then its
-SHA-256. A successful check is remembered in a sidecar ``<file>.sha256`` holding the digest
-with the file's size and mtime, so later calls do not hash the file again until it changes.
-A cached file that fails raises :class:`WeightsError` naming the file, the expected and the
-actual value and what to do; the file itself is never deleted.
+SHA-256. The digest is remembered in a sidecar ``<file>.sha256`` with the file's size and
+mtime (whether it matched or not), so later calls do not hash the file again until it
+changes. A cached file that fails raises :class:`WeightsError` naming the file, the expected
+and the actual value and what to do; the file itself is never deleted. ``fetch(...,
+force=True)`` (``s2f-weights action=fetch name=... force=true``) downloads a file again and
+replaces the cached one only once the new one has passed its checks.
 
 Checksums: the registry stores a SHA-256 and size only where one has been published;
-``sha256=None`` / ``size=None`` mean *unverified*: such a file is accepted as it is, and
-``python -m speech2face weights`` lists it as unverified.
+``sha256=None`` / ``size=None`` mean *unverified*: such a file is accepted as it is.
+
+States (:func:`status`, listed by ``s2f-weights``), found without reading the file:
+``missing``; ``partial (N bytes)`` (an interrupted download); ``wrong size`` (differs from
+the registered size); ``verified`` / ``failed`` (the sidecar's digest of the file as it is
+now matches / does not match the registered SHA-256); ``unverified (not hashed)`` (a
+SHA-256 is registered but the file has not been hashed yet); ``unverified (no checksum)``
+(none is published). :func:`verify` hashes now (``s2f-weights action=verify``); a file with
+no checksum is then read with ``torch.load(weights_only=True)`` to catch a corrupt one.
+
+A weight file that torch cannot read is reported by :func:`unreadable_hint` as corrupt, with
+its registered size and checksum and how to fetch it again.
 
 - ``vgg_face_dag``: the PyTorch conversion of Oxford's VGG-Face (Parkhi et al. 2015) by
   S. Albanie (``vgg_face_dag.pth``, a plain state dict). No checksum or exact size has been
@@ -49,7 +61,7 @@ OFFLINE_ENV = "S2F_OFFLINE"
 DEFAULT_HOME = Path("~/.cache/speech2face")
 WEIGHTS_SUBDIR = "weights"
 PART_SUFFIX = ".part"
-VERIFIED_SUFFIX = ".sha256"  # sidecar remembering a successful check of a cached file
+VERIFIED_SUFFIX = ".sha256"  # sidecar remembering the SHA-256 of a cached file
 CHUNK_BYTES = 1 << 20  # 1 MiB per read while downloading and hashing
 TIMEOUT_S = 60.0  # socket timeout of one download request
 USER_AGENT = "speech2face-weights/1"
@@ -57,6 +69,17 @@ USER_AGENT = "speech2face-weights/1"
 
 class WeightsError(S2FError, RuntimeError):
     """A weight file that is missing, cannot be downloaded, or fails its checksum."""
+
+
+# States of a registry entry's file, as listed (see the module docstring).
+MISSING = "missing"
+WRONG_SIZE = "wrong size"
+VERIFIED = "verified"
+FAILED = "failed"
+NOT_HASHED = "unverified (not hashed)"
+NO_CHECKSUM = "unverified (no checksum)"
+CORRUPT = "corrupt"  # found by verify(): torch cannot read a file that has no checksum
+BAD_STATES = (WRONG_SIZE, FAILED, CORRUPT)
 
 
 @dataclass(frozen=True)
@@ -148,6 +171,24 @@ def sha256_of(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
+def check_size(entry: WeightsEntry, path: Path) -> None:
+    """:class:`WeightsError` (expected vs actual, one line) when ``path`` has the wrong size."""
+    if entry.size is not None:
+        actual = path.stat().st_size
+        if actual != entry.size:
+            raise WeightsError(
+                f"{path} has {actual} bytes, expected {entry.size} for {entry.filename}"
+            )
+
+
+def check_digest(entry: WeightsEntry, path: Path, digest: str) -> None:
+    """:class:`WeightsError` (expected vs actual, one line) when ``digest`` is not ``entry``'s."""
+    if entry.sha256 is not None and digest != entry.sha256:
+        raise WeightsError(
+            f"{path} has SHA-256 {digest}, expected {entry.sha256} for {entry.filename}"
+        )
+
+
 def check_file(entry: WeightsEntry, path: Path) -> str | None:
     """Check ``path`` against ``entry``'s known size, then its known SHA-256.
 
@@ -155,24 +196,16 @@ def check_file(entry: WeightsEntry, path: Path) -> str | None:
     Returns the SHA-256 when it was computed (and matched), ``None`` when ``entry`` has no
     checksum; raises :class:`WeightsError` (expected vs actual, one line) on a mismatch.
     """
-    if entry.size is not None:
-        actual = path.stat().st_size
-        if actual != entry.size:
-            raise WeightsError(
-                f"{path} has {actual} bytes, expected {entry.size} for {entry.filename}"
-            )
+    check_size(entry, path)
     if entry.sha256 is None:
         return None
     digest = sha256_of(path)
-    if digest != entry.sha256:
-        raise WeightsError(
-            f"{path} has SHA-256 {digest}, expected {entry.sha256} for {entry.filename}"
-        )
+    check_digest(entry, path, digest)
     return digest
 
 
 def sidecar_path(path: str | os.PathLike) -> Path:
-    """The ``<file>.sha256`` that remembers a successful check of ``path``."""
+    """The ``<file>.sha256`` that remembers the SHA-256 of ``path``."""
     path = Path(path)
     return path.with_name(path.name + VERIFIED_SUFFIX)
 
@@ -182,20 +215,23 @@ def _stamp(path: Path) -> dict[str, int]:
     return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
 
 
-def is_recorded(entry: WeightsEntry, path: Path) -> bool:
-    """Whether ``path``'s sidecar records ``entry``'s SHA-256 for the file as it is now."""
-    if entry.sha256 is None:
-        return False
+def recorded_digest(path: Path) -> str | None:
+    """The SHA-256 that ``path``'s sidecar records for the file as it is now, if any."""
     try:
         record = json.loads(sidecar_path(path).read_text())
         stamp = _stamp(path)
     except (OSError, ValueError):
-        return False
-    return (
-        isinstance(record, dict)
-        and record.get("sha256") == entry.sha256
-        and all(record.get(key) == value for key, value in stamp.items())
-    )
+        return None
+    if not isinstance(record, dict) or not isinstance(record.get("sha256"), str):
+        return None
+    if any(record.get(key) != value for key, value in stamp.items()):
+        return None  # the file changed since it was hashed
+    return record["sha256"]
+
+
+def is_recorded(entry: WeightsEntry, path: Path) -> bool:
+    """Whether ``path``'s sidecar records ``entry``'s SHA-256 for the file as it is now."""
+    return entry.sha256 is not None and recorded_digest(path) == entry.sha256
 
 
 def _record(path: Path, digest: str) -> None:
@@ -205,30 +241,42 @@ def _record(path: Path, digest: str) -> None:
         write_atomic(sidecar, (json.dumps({"sha256": digest, **_stamp(path)}) + "\n").encode())
 
 
-def verify_cached(entry: WeightsEntry, path: Path) -> None:
-    """Check a file already in the cache, once: a success is remembered in its sidecar.
+def refetch_advice(entry: WeightsEntry, path: Path) -> str:
+    """What to do about a bad file at ``path``: fetch it again, or replace it by hand."""
+    replace = f"replace it with the file from {entry.url}"
+    if REGISTRY.get(entry.name) != entry or path.name != entry.filename:
+        return replace
+    command = f"s2f-weights action=fetch name={entry.name} force=true"
+    if path.parent.resolve() != weights_home().resolve():
+        command += f" cache_dir={path.parent}"
+    return f"fetch it again ({command}) or {replace}"
 
-    Raises :class:`WeightsError` saying to delete or replace the file when it fails; the file
-    is left where it is.
+
+def check_cached(entry: WeightsEntry, path: Path, rehash: bool = False) -> str | None:
+    """Check a file already in the cache: size, then SHA-256, where ``entry`` knows them.
+
+    The digest is recorded in the file's sidecar, whether it matches or not, and taken from
+    there while the file is unchanged (``rehash=True`` computes it again). Returns the
+    digest (``None`` when ``entry`` has no checksum); raises :class:`WeightsError` saying
+    what to do when the file fails. The file is left where it is.
     """
-    if entry.sha256 is None and entry.size is None:
-        return  # unverified: nothing to check against
-    if is_recorded(entry, path):
-        return
     try:
-        digest = check_file(entry, path)
+        check_size(entry, path)
+        if entry.sha256 is None:
+            return None
+        digest = None if rehash else recorded_digest(path)
+        if digest is None:
+            digest = sha256_of(path)
+            _record(path, digest)
+        check_digest(entry, path, digest)
     except WeightsError as error:
-        fetch_hint = (
-            f" (s2f-weights action=fetch name={entry.name})"
-            if REGISTRY.get(entry.name) == entry
-            else ""
-        )
-        raise WeightsError(
-            f"{error}: delete it and download it again{fetch_hint}, "
-            f"or replace it with the file from {entry.url}"
-        ) from None
-    if digest is not None:
-        _record(path, digest)
+        raise WeightsError(f"{error}: {refetch_advice(entry, path)}") from None
+    return digest
+
+
+def verify_cached(entry: WeightsEntry, path: Path) -> None:
+    """Check a file already in the cache, hashing it once (see :func:`check_cached`)."""
+    check_cached(entry, path)
 
 
 def missing_message(entry: WeightsEntry, path: Path, reason: str) -> str:
@@ -244,6 +292,7 @@ def fetch(
     cache_dir: str | os.PathLike | None = None,
     download: bool | None = None,
     progress: bool = True,
+    force: bool = False,
 ) -> Path:
     """Path of ``entry``'s file, downloading and verifying it first if it is not cached.
 
@@ -252,21 +301,28 @@ def fetch(
         cache_dir: directory holding the files (default :func:`weights_home`).
         download: allow a download; default: unless ``$S2F_OFFLINE`` is set.
         progress: show a tqdm progress bar while downloading.
+        force: download again even if the file is cached; the cached file is replaced only
+            once the new one has passed its checks, and kept if the download fails.
 
     A file already at its path is checked by :func:`verify_cached` (size, then SHA-256,
     where known; remembered in ``<file>.sha256`` so that it is hashed once) and returned.
     """
     entry = get_entry(entry) if isinstance(entry, str) else entry
     path = local_path(entry, cache_dir)
-    if path.is_file():
+    cached = path.is_file()
+    if cached and not force:
         verify_cached(entry, path)
         return path
     if download is None:
         download = not offline()
     if not download:
-        reason = f"{entry.filename} is not cached and downloads are disabled"
-        if offline():
-            reason += f" ({OFFLINE_ENV} is set)"
+        where = f"{OFFLINE_ENV} is set" if offline() else "download=false"
+        if cached:
+            raise WeightsError(
+                f"cannot fetch {entry.filename} again: downloads are disabled ({where}); "
+                f"the cached {path} was kept"
+            )
+        reason = f"{entry.filename} is not cached and downloads are disabled ({where})"
         raise WeightsError(missing_message(entry, path, reason))
     path.parent.mkdir(parents=True, exist_ok=True)
     part = path.with_name(path.name + PART_SUFFIX)
@@ -285,6 +341,8 @@ def fetch(
     os.replace(part, path)
     if digest is not None:
         _record(path, digest)
+    else:
+        sidecar_path(path).unlink(missing_ok=True)  # a record of the file it replaced
     return path
 
 
@@ -352,14 +410,79 @@ def resolve(spec: str | os.PathLike, download: bool | None = None) -> Path:
 
 
 def status(entry: WeightsEntry, cache_dir: str | os.PathLike | None = None) -> str:
-    """``cached``, ``partial (N bytes)`` or ``missing`` for ``entry``'s file."""
+    """State of ``entry``'s file, found without reading it (see the module docstring).
+
+    ``missing``, ``partial (N bytes)``, ``wrong size``, ``verified``, ``failed``,
+    ``unverified (not hashed)`` or ``unverified (no checksum)``: the size is compared with
+    the registry's, the checksum state is the one the file's sidecar records.
+    """
     path = local_path(entry, cache_dir)
-    if path.is_file():
-        return "cached"
-    part = path.with_name(path.name + PART_SUFFIX)
-    if part.is_file():
-        return f"partial ({part.stat().st_size} bytes)"
-    return "missing"
+    if not path.is_file():
+        part = path.with_name(path.name + PART_SUFFIX)
+        if part.is_file():
+            return f"partial ({part.stat().st_size} bytes)"
+        return MISSING
+    if entry.size is not None and path.stat().st_size != entry.size:
+        return WRONG_SIZE
+    if entry.sha256 is None:
+        return NO_CHECKSUM
+    digest = recorded_digest(path)
+    if digest is None:
+        return NOT_HASHED
+    return VERIFIED if digest == entry.sha256 else FAILED
+
+
+def verify(
+    entry: WeightsEntry | str, cache_dir: str | os.PathLike | None = None
+) -> tuple[str, str]:
+    """Check ``entry``'s cached file now; returns its state and a one-line detail.
+
+    The size is compared first; then the file is hashed again (the sidecar is refreshed)
+    and compared with the registered SHA-256. A file with no published checksum is read
+    with ``torch.load(weights_only=True)`` instead: state ``corrupt`` when torch cannot read
+    it. A file that is not there keeps its :func:`status` (``missing``, ``partial``).
+    """
+    entry = get_entry(entry) if isinstance(entry, str) else entry
+    path = local_path(entry, cache_dir)
+    if not path.is_file():
+        return status(entry, cache_dir), f"not in the cache: {path}"
+    try:
+        digest = check_cached(entry, path, rehash=True)
+    except WeightsError as error:
+        wrong_size = entry.size is not None and path.stat().st_size != entry.size
+        return (WRONG_SIZE if wrong_size else FAILED), str(error)
+    if digest is not None:
+        return VERIFIED, f"size and SHA-256 {digest} match the registry"
+    from speech2face.models._io import safe_load  # torch: only for this check
+
+    try:
+        loaded = safe_load(path, WeightsError, "weights file")
+    except WeightsError as error:
+        return CORRUPT, str(error)
+    tensors = len(loaded) if isinstance(loaded, dict) else 0
+    return NO_CHECKSUM, f"no checksum is published; torch reads it ({tensors} entries)"
+
+
+def unreadable_hint(path: str | os.PathLike) -> str:
+    """For a registry file that torch cannot read: its registered size and checksum, what to do.
+
+    ``""`` when ``path`` is not named like a registry file.
+    """
+    path = Path(path)
+    entry = next((e for e in REGISTRY.values() if e.filename == path.name), None)
+    if entry is None:
+        return ""
+    known = []
+    if entry.size is not None:
+        known.append(format_size(entry.size))
+    if entry.sha256 is not None:
+        known.append(f"SHA-256 {entry.sha256}")
+    expected = (
+        f"{entry.name} should have {' and '.join(known)}"
+        if known
+        else f"no size or checksum is published for {entry.name}"
+    )
+    return f"{expected}; {refetch_advice(entry, path)}"
 
 
 def format_size(size: int | None, unknown: str = "unknown") -> str:
@@ -367,20 +490,24 @@ def format_size(size: int | None, unknown: str = "unknown") -> str:
     return unknown if size is None else f"{size:,} B"
 
 
-def listing(cache_dir: str | os.PathLike | None = None) -> list[dict[str, str | int | None]]:
-    """One row per registry entry.
+def listing(
+    cache_dir: str | os.PathLike | None = None, names: list[str] | None = None
+) -> list[dict[str, str | int | None]]:
+    """One row per registry entry (or per entry of ``names``); reads no file's contents.
 
-    Keys: name, state, checksum, size (registered bytes or ``None``), on_disk (bytes of the
-    cached file or ``None``), path, url, description.
+    Keys: name, state (:func:`status`), checksum (``sha256 <12 hex digits>...`` or ``none
+    published``), size (registered bytes or ``None``), on_disk (bytes of the cached file or
+    ``None``), path, url, description.
     """
+    entries = [get_entry(name) for name in names] if names is not None else REGISTRY.values()
     rows = []
-    for entry in REGISTRY.values():
+    for entry in entries:
         path = local_path(entry, cache_dir)
         rows.append(
             {
                 "name": entry.name,
                 "state": status(entry, cache_dir),
-                "checksum": f"sha256 {entry.sha256[:12]}..." if entry.sha256 else "unverified",
+                "checksum": f"sha256 {entry.sha256[:12]}..." if entry.sha256 else "none published",
                 "size": entry.size,
                 "on_disk": path.stat().st_size if path.is_file() else None,
                 "path": str(path),

@@ -85,7 +85,7 @@ def test_bad_checkpoints_are_one_line_errors(tmp_path):
     with pytest.raises(CheckpointError, match="not a speech2face model checkpoint"):
         read_checkpoint(tmp_path / "other.pt")
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(CheckpointError, match="could not read checkpoint"):
+    with pytest.raises(CheckpointError, match="junk.pt is corrupt or truncated"):
         read_checkpoint(tmp_path / "junk.pt")
     with pytest.raises(CheckpointError, match="not found"):
         read_checkpoint(tmp_path / "absent.pt")
@@ -97,5 +97,29 @@ def test_checkpoint_refuses_pickled_code(tmp_path):
     """weights_only=True: a file that would run code on load is rejected, not executed."""
     path = tmp_path / "evil.pt"
     torch.save({"kind": "voice_encoder", "config": {}, "state_dict": {}, "x": print}, path)
-    with pytest.raises(CheckpointError, match="could not read checkpoint"):
+    with pytest.raises(CheckpointError, match="could not read checkpoint") as info:
         load_checkpoint(path)
+    message = str(info.value)
+    assert "pickled Python objects (print)" in message and "could run code" in message
+    assert "weights_only" not in message and "\n" not in message
+
+
+@pytest.mark.parametrize("damage", ["truncated", "empty", "random"])
+def test_corrupt_checkpoint_says_so(tmp_path, damage):
+    """Not torch's advice to load with weights_only=False: the file is damaged."""
+    path = save_checkpoint(VoiceEncoder(**TINY_VOICE), tmp_path / "voice.pt")
+    data = path.read_bytes()
+    damaged = {
+        "truncated": data[: len(data) // 2],
+        "empty": b"",
+        "random": torch.randint(0, 256, (4096,), generator=torch.Generator().manual_seed(0))
+        .to(torch.uint8)
+        .numpy()
+        .tobytes(),
+    }[damage]
+    path.write_bytes(damaged)
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(path)
+    message = str(info.value)
+    assert message.startswith(f"checkpoint {path} is corrupt or truncated ({len(damaged):,} bytes")
+    assert "weights_only" not in message and "\n" not in message
