@@ -510,6 +510,9 @@ def test_cli_lists_size_and_checksum_state_and_verify_hashes(tmp_path):
     )
     assert refetch.returncode == 2
     assert "downloads are disabled" in refetch.stderr and "was kept" in refetch.stderr
+    refetch = run_s2f_weights(["action=fetch", "name=facenet_vggface2", "force=no"], tmp_path)
+    assert refetch.returncode == 2
+    assert refetch.stderr == "s2f-weights: error: force must be true or false, got 'no'\n"
     assert path.stat().st_size == facenet.size  # never deleted
 
 

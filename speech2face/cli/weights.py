@@ -39,9 +39,9 @@ def main(cfg: DictConfig) -> dict:
         if not names:
             known = ", ".join(weights.REGISTRY)
             raise ConfigError(f"action=fetch needs name=<one of: {known}>")
-        path = weights.fetch(
-            names[0], cache_dir=cache_dir, download=cfg.download, force=bool(cfg.force)
-        )
+        if not isinstance(cfg.force, bool):
+            raise ConfigError(f"force must be true or false, got '{cfg.force}'")
+        path = weights.fetch(names[0], cache_dir=cache_dir, download=cfg.download, force=cfg.force)
         print(f"{cfg.name}: {path}")
         return {"path": str(path)}
     raise ConfigError(f"unknown action '{cfg.action}' (choose from: {', '.join(ACTIONS)})")
