@@ -71,18 +71,25 @@ IdentityFn = Callable[[int, Detection], np.ndarray]
 class SpeakerTrack:
     """The speaker's face in each frame of a segment.
 
-    ``faces[i]`` is the speaker's detection in frame ``i`` (``None``: not found there);
-    ``distances[i]`` its descriptor distance to the start face (0 at ``start_index``).
+    ``faces[i]`` is the speaker's detection in frame ``i`` (``None``: not found there, or
+    not searched); ``distances[i]`` its descriptor distance to the start face (0 at
+    ``start_index``); ``searched[i]`` whether frame ``i`` was compared with the start face.
     """
 
     start_index: int
     faces: tuple[Detection | None, ...]
     distances: tuple[float | None, ...]
+    searched: tuple[bool, ...] = ()
 
     @property
     def found(self) -> int:
         """In how many frames the speaker was found (the start frame included)."""
         return sum(face is not None for face in self.faces)
+
+    @property
+    def compared(self) -> int:
+        """How many frames other than the start frame were compared with the start face."""
+        return sum(self.searched) - 1 if self.searched else len(self.faces) - 1
 
     def most_frontal(self) -> tuple[int, Detection, float]:
         """``(frame index, detection, frontality)`` of the most frontal face found; ties go
@@ -106,6 +113,7 @@ def follow_speaker(
     threshold: float = SAME_PERSON_DISTANCE,
     min_prob: float = MIN_FACE_PROB,
     min_size: float = MIN_FACE_SIZE,
+    best_only: bool = False,
 ) -> SpeakerTrack | None:
     """Choose the speaker in frame ``start_index`` and find them in the other frames.
 
@@ -117,6 +125,11 @@ def follow_speaker(
         identity_fn: ``(frame index, detection) -> (D,)`` descriptor.
         threshold: largest descriptor distance to the start face for the same person.
         min_prob, min_size: detections below these are ignored.
+        best_only: search only as far as the most frontal face needs: frames are visited
+            in decreasing order of their most frontal confident face, and the search stops
+            once no frame left could hold a face more frontal than the best speaker face
+            found so far. :meth:`SpeakerTrack.most_frontal` is the same as with a full
+            search; about half the descriptors are computed (preprocessing uses this).
 
     Returns ``None`` when frame ``start_index`` has no speaker face. In every other frame
     the speaker is the confident detection nearest the start face in descriptor space,
@@ -143,15 +156,27 @@ def follow_speaker(
     def descriptor(index: int, detection: Detection) -> np.ndarray:
         return np.asarray(identity_fn(index, detection), dtype=np.float64)
 
-    faces: list[Detection | None] = []
-    distances: list[float | None] = []
-    for i, detections in enumerate(frames_detections):
-        if i == start_index:
-            faces.append(start)
-            distances.append(0.0)
-            continue
+    count = len(frames_detections)
+    faces: list[Detection | None] = [None] * count
+    distances: list[float | None] = [None] * count
+    searched = [False] * count
+    faces[start_index], distances[start_index], searched[start_index] = start, 0.0, True
+
+    def ceiling(index: int) -> float:  # the most frontal confident face of a frame
+        return max(
+            (frontality(d.landmarks) for d in confident(frames_detections[index])), default=-1
+        )
+
+    order = [i for i in range(count) if i != start_index]
+    if best_only:
+        order.sort(key=lambda i: -ceiling(i))  # stable: ties keep the frames' order
+    best = frontality(start.landmarks)
+    for i in order:
+        if best_only and ceiling(i) < best:
+            break  # no frame left can beat the best speaker face found
+        searched[i] = True
         nearest: tuple[float, Detection] | None = None
-        for detection in confident(detections):
+        for detection in confident(frames_detections[i]):
             if known is None:
                 known = (
                     descriptor(start_index, start),
@@ -165,9 +190,10 @@ def follow_speaker(
             if any(float(np.linalg.norm(vector - v)) <= distance for v in not_speaker):
                 continue  # nearer to someone seen beside the speaker
             nearest = (distance, detection)
-        faces.append(None if nearest is None else nearest[1])
-        distances.append(None if nearest is None else nearest[0])
-    return SpeakerTrack(start_index, tuple(faces), tuple(distances))
+        if nearest is not None:
+            distances[i], faces[i] = nearest
+            best = max(best, frontality(nearest[1].landmarks))
+    return SpeakerTrack(start_index, tuple(faces), tuple(distances), tuple(searched))
 
 
 def _models() -> tuple[str, str]:
