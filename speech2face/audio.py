@@ -12,9 +12,10 @@ centre the window inside them (another phase), so it is deliberately not used he
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -50,6 +51,8 @@ RESAMPLE_ROLLOFF = 0.99  # cutoff as a fraction of the lower rate's Nyquist freq
 # of 1,024 samples (the MDCT overlaps each frame with the one before it).
 SEEK_PREROLL_SECONDS = 0.08
 SEEK_PREROLL_SAMPLES = 2 * 1024
+
+_OPUS_RATE = 48_000  # Hz: Opus counts its pre-skip at 48 kHz whatever the decoder's output rate
 
 # Containers that soundfile (libsndfile) reads; everything else goes through PyAV.
 _SOUNDFILE_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif", ".au"}
@@ -108,8 +111,19 @@ def load_audio(
     :func:`resample_margin` samples to spare, or from the file's start, to
     :func:`resample_margin` samples past the last kept one, or the file's end; the resampled
     read is then trimmed to the cut. The file's ends are zero-padded in both reads alike.
-    Containers with timestamps coarser than a sample (Matroska/WebM count milliseconds) can
-    place a seek only to their nearest timestamp.
+    Containers with timestamps coarser than a sample (Matroska/WebM count milliseconds) place
+    a seek exactly where the codec's packets fall on a grid wider than that (Opus, AAC, mp3),
+    otherwise (Vorbis, FLAC) only to their nearest timestamp.
+
+    Sample 0 is the signal's first sample wherever the file says where that is: the encoder's
+    priming is dropped as an mp3's LAME/Xing/Info header, an mp4/m4a/mov edit list, a
+    Matroska/WebM track's CodecDelay or an Ogg stream's granule positions state it, and Opus's
+    pre-skip as its OpusHead header does (for Opus below 48 kHz FFmpeg 5.1 wrote a shorter
+    CodecDelay, which FFmpeg's own decode follows: 69 samples late at 16 kHz). An mp3 without
+    a gapless header (sox writes none) says nothing, and keeps LAME's encoder and decoder
+    delay: 1,105 of its own samples (69 ms at 16 kHz, 25 ms at 44.1 kHz). Samples timed
+    before 0 are dropped; a track that starts after 0 on its container's clock starts at
+    sample 0 (it is not padded), and offsets count from there.
 
     Args:
         path: wav (8/16/24/32-bit int or float), flac, ogg, mp3 via soundfile; the audio
@@ -118,7 +132,7 @@ def load_audio(
             (windowed-sinc) resampler, :func:`resample`.
         max_seconds: keep at most ``round(max_seconds * sample_rate)`` samples after the
             offset; only that part of the file (plus the resampler's margin) is decoded.
-        offset_seconds: where to start, in seconds from the start of the file.
+        offset_seconds: where to start, in seconds from sample 0.
 
     Returns:
         Tensor of shape ``(T,)``, float32 in [-1, 1]; channels are averaged.
@@ -316,24 +330,48 @@ def _decode_pyav(
     """Native samples ``[cut.start, cut.start + cut.count)`` of ``stream`` averaged to mono,
     ``(T,)`` float32, decoded from the start or (``seek_to > 0``) from a seek to native sample
     ``seek_to``; ``None`` when the seek lands past ``cut.start`` or on frames without
-    timestamps, so that only a decode from the start can place the cut."""
+    timestamps, so that only a decode from the start can place the cut.
+
+    Sample 0 is where a decode from the start puts it (:func:`_first_frames`). From the start,
+    samples are counted from there; after a seek, the first frame is placed by its timestamp
+    relative to sample 0's and the rest are counted. Timestamps coarser than a sample
+    (Matroska's milliseconds) are snapped to the grid the codec's packets fall on where that is
+    wider than a tick (:func:`_packet_step`), and otherwise place a seek to within a tick.
+    """
     import av
 
-    if seek_to > 0:
-        target = Fraction(seek_to, rate) / stream.time_base
-        container.seek(math.floor(target), stream=stream, backward=True)
-    # Normalise every frame to planar float32 at the stream's own rate and layout.
-    to_float = av.AudioResampler(format="fltp", rate=rate)
-    chunks: list[np.ndarray] = []
-    have = 0
-    position = None if seek_to > 0 else 0  # native index of the next decoded sample
+    packets = container.demux(stream)
     try:
-        for frame in container.decode(stream):
-            if frame.pts is not None:
-                time_base = frame.time_base or stream.time_base
-                position = round(frame.pts * time_base * rate)
-            if position is None or (seek_to > 0 and not chunks and position > cut.start):
-                return None
+        pending, origin, position = _first_frames(packets, stream, rate)
+        step = 0
+        if seek_to > 0:
+            # Packets start on a grid of `step` samples from the frame after the first (whose
+            # head may have gone to priming): where timestamps are coarser than a sample and
+            # the grid is wider than their tick, a seek snaps to it.
+            step = _packet_step(stream, rate)
+            tick = stream.time_base
+            if not (Fraction(1, rate) < tick < Fraction(step, rate)):
+                step = 0
+            anchor = position + (pending[0].samples if pending else 0)
+            packets.close()
+            target = Fraction(seek_to + origin, rate) / stream.time_base
+            container.seek(math.floor(target), stream=stream, backward=True)
+            packets = container.demux(stream)
+            pending, position = [], None
+        # Normalise every frame to planar float32 at the stream's own rate and layout.
+        to_float = av.AudioResampler(format="fltp", rate=rate)
+        chunks: list[np.ndarray] = []
+        have = 0
+        for frame in itertools.chain(pending, _frames(packets)):
+            if position is None:  # the first frame after a seek
+                time = _timestamp(frame, stream, rate)
+                if time is None:
+                    return None
+                position = time - origin
+                if step:
+                    position = anchor + step * round((position - anchor) / step)
+                if position > cut.start:
+                    return None
             for out in to_float.resample(frame):
                 block = out.to_ndarray().mean(axis=0)  # (C, n) -> (n,)
                 if position < cut.start:
@@ -351,8 +389,85 @@ def _decode_pyav(
             message = f"{path}: could not decode audio ({_one_line(error)})"
             raise AudioError(message) from error
         # A damaged tail: keep what decoded cleanly before it.
+    finally:
+        packets.close()
     data = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)
     return data if cut.count is None else data[: cut.count]
+
+
+def _frames(packets) -> Iterator:
+    """Decoded frames of ``packets`` (a demuxer, with its final flush packets)."""
+    for packet in packets:
+        yield from packet.decode()
+
+
+def _first_frames(packets, stream, rate: int) -> tuple[list, int, int]:
+    """Decode from the start of ``stream`` to its first frame with samples.
+
+    Returns ``(frames, origin, position)``: that frame and any more its packet gave (``[]`` if
+    there are none), the native sample on the stream's clock (its timestamps times ``rate``)
+    that is sample 0, and where the first frame starts relative to sample 0.
+
+    Sample 0 is the first sample the decoder presents (FFmpeg drops what the file marks as
+    priming: mp4/m4a/mov edit lists, Matroska's CodecDelay, the mp3 LAME/Info header's encoder
+    delay, Ogg granules, Opus pre-skip), less an Opus pre-skip it let through
+    (:func:`_opus_lead`); samples timed before 0 on the clock are dropped, and a track that
+    starts after 0 starts at sample 0 (it is not padded).
+    """
+    lead = None
+    for packet in packets:
+        if lead is None:
+            lead = _opus_lead(stream, packet, rate)
+        frames = [frame for frame in packet.decode() if frame.samples]
+        if frames:
+            time = _timestamp(frames[0], stream, rate)
+            time = 0 if time is None else time
+            origin = max(0, time + lead)
+            return frames, origin, time - origin
+    return [], 0, 0
+
+
+def _timestamp(frame, stream, rate: int) -> int | None:
+    """Where ``frame`` starts on its stream's clock, in native samples (None: no timestamp)."""
+    if frame.pts is None:
+        return None
+    return round(frame.pts * (frame.time_base or stream.time_base) * rate)
+
+
+def _packet_step(stream, rate: int) -> int:
+    """Native samples every packet of ``stream`` lasts a multiple of, or 0 when the codec does
+    not fix one (Vorbis, FLAC): the frame of fixed-frame codecs (1,024 for AAC, 576 or 1,152
+    for mp3), or 2.5 ms for Opus, whose frames last 2.5, 5, 10, 20, 40 or 60 ms (RFC 6716
+    sec. 2.1.4)."""
+    context = stream.codec_context
+    if context.frame_size:
+        return int(context.frame_size)
+    if bytes(context.extradata or b"")[:8] == b"OpusHead" and rate % 400 == 0:
+        return rate // 400
+    return 0
+
+
+def _opus_lead(stream, packet, rate: int) -> int:
+    """Samples of Opus pre-skip that a decode from the start presents although the file says
+    to drop them (0 for other codecs).
+
+    The OpusHead header states the pre-skip at 48 kHz (RFC 7845 sec. 5.1); FFmpeg's decoder
+    drops that many unless the container asks it, on the first packet, to drop another number
+    (Matroska's CodecDelay, mp4's initial padding). FFmpeg 5.1 writes CodecDelay from the
+    encoder's look-ahead counted at its input rate (104 samples for 16 kHz input, 156 for 24
+    kHz, not 312), so the decoder kept 208 (or 156) pre-skip samples: a start 69 (52) samples
+    late at 16 kHz. A container asking for more than the pre-skip (Ogg's start trimming) is
+    followed.
+    """
+    extradata = bytes(stream.codec_context.extradata or b"")
+    has_sidedata = getattr(packet, "has_sidedata", None)  # PyAV 14 and later
+    if extradata[:8] != b"OpusHead" or len(extradata) < 12 or has_sidedata is None:
+        return 0
+    if not has_sidedata("skip_samples"):
+        return 0  # the decoder drops the OpusHead's pre-skip itself
+    skip = int.from_bytes(bytes(packet.get_sidedata("skip_samples"))[:4], "little")
+    pre_skip = int.from_bytes(extradata[10:12], "little") * rate // _OPUS_RATE
+    return max(0, pre_skip - skip)
 
 
 # --------------------------------------------------------------------------- clips

@@ -22,7 +22,14 @@ from speech2face.audio import (
     resample_margin,
     spectrogram,
 )
-from tests.media import chirp, dominant_frequency, tone, write_av
+from tests.media import (
+    chirp,
+    dominant_frequency,
+    lag_samples,
+    set_matroska_codec_delay,
+    tone,
+    write_av,
+)
 
 
 def reference_spectrogram(wav: np.ndarray) -> np.ndarray:
@@ -212,14 +219,14 @@ def test_max_seconds_reads_only_what_it_needs(tmp_path, monkeypatch):
 
     path = write_av(tmp_path / "long.mp4", tone(440.0, 120.0, 16_000), rate=16_000)
     decoded = []
-    real_decode = av.container.InputContainer.decode
+    real_decode = av.packet.Packet.decode
 
-    def counting_decode(self, *args, **kwargs):
-        for frame in real_decode(self, *args, **kwargs):
-            decoded.append(frame.samples)
-            yield frame
+    def counting_decode(self):
+        frames = real_decode(self)
+        decoded.extend(frame.samples for frame in frames)
+        return frames
 
-    monkeypatch.setattr(av.container.InputContainer, "decode", counting_decode)
+    monkeypatch.setattr(av.packet.Packet, "decode", counting_decode)
     wav = load_audio(path, max_seconds=2.0)
     assert wav.shape == (32_000,)
     assert 0 < sum(decoded) < 3 * 16_000  # about 2 s of the 120 s were decoded
@@ -339,6 +346,98 @@ def test_a_seek_that_lands_late_falls_back_to_decoding_from_the_start(tmp_path, 
     got = load_audio(path, max_seconds=0.5, offset_seconds=1.0)
     assert len(opened) == 2  # the seek, then the decode from the start
     torch.testing.assert_close(got, full[16_000:24_000], rtol=0, atol=1e-6)
+
+
+# --------------------------------------------------------------------------- where sample 0 is
+
+START_RATE = 16_000
+
+
+def start_signal() -> np.ndarray:
+    """``(32_000,)``: a 2 s sweep from 100 Hz to 7 kHz at 16 kHz. Its autocorrelation has one
+    peak a sample wide, so a decoded copy's lag is unambiguous."""
+    return chirp(100.0, 7000.0, 2.0, START_RATE, amplitude=0.4)
+
+
+def _libsndfile(subtype):
+    return lambda path, x: sf.write(path, x, START_RATE, subtype=subtype)
+
+
+def _pyav(codec, **kwargs):
+    return lambda path, x: write_av(path, x, START_RATE, codec=codec, **kwargs)
+
+
+def _ffmpeg51_webm(path, x):
+    """WebM/Opus as FFmpeg 5.1 writes it from 16 kHz input: its CodecDelay says 104 samples
+    at 48 kHz (2,166,667 ns), the OpusHead pre-skip 312."""
+    return set_matroska_codec_delay(write_av(path, x, START_RATE, codec="libopus"), 2_166_667)
+
+
+# One signal written in every format load_audio reads: name -> (file name, writer).
+START_FORMATS = {
+    "wav": ("a.wav", _libsndfile("PCM_16")),
+    "flac": ("a.flac", _libsndfile("PCM_16")),
+    "ogg/vorbis (libsndfile)": ("a.ogg", _libsndfile("VORBIS")),
+    "ogg/opus (libsndfile)": ("a.ogg", _libsndfile("OPUS")),
+    "mp3 (libsndfile, LAME header)": ("a.mp3", _libsndfile("MPEG_LAYER_III")),
+    "mp3 (FFmpeg, Info header)": ("a.mp3", _pyav("libmp3lame")),
+    "opus (FFmpeg, Ogg)": ("a.opus", _pyav("libopus")),
+    "m4a/aac": ("a.m4a", _pyav("aac")),
+    "mp4/aac with video": ("a.mp4", _pyav("aac", video_seconds=2.0)),
+    "mov/aac": ("a.mov", _pyav("aac")),
+    "mp4/opus": ("a.mp4", _pyav("libopus")),
+    "mkv/aac": ("a.mkv", _pyav("aac")),
+    "mkv/opus": ("a.mkv", _pyav("libopus")),
+    "mkv/mp3": ("a.mkv", _pyav("libmp3lame")),
+    "webm/opus with video": ("a.webm", _pyav("libopus", video_seconds=2.0)),
+    "webm/vorbis": (
+        "a.webm",
+        lambda path, x: write_av(
+            path, np.stack([x, x]), START_RATE, codec="vorbis", codec_options={"strict": "-2"}
+        ),
+    ),
+    "webm/opus, CodecDelay from FFmpeg 5.1": ("a.webm", _ffmpeg51_webm),
+}
+
+
+@pytest.mark.parametrize("name", list(START_FORMATS))
+def test_every_format_starts_at_sample_zero(tmp_path, name):
+    """The same sweep decodes in place from every format: the whole file, and a cut 1 s in
+    (reached by a seek), lag the original by less than half a sample. Matroska's millisecond
+    timestamps place the seek to the sample by snapping to the codec's frame grid."""
+    filename, write = START_FORMATS[name]
+    signal = start_signal()
+    path = tmp_path / filename
+    write(path, signal)
+    assert abs(lag_samples(load_audio(path).numpy(), signal)) < 0.5
+    cut = load_audio(path, max_seconds=0.5, offset_seconds=1.0).numpy()
+    assert abs(lag_samples(cut, signal[16_000:24_000], max_lag=2000)) < 0.5
+
+
+def test_the_opus_pre_skip_wins_over_a_shorter_matroska_codec_delay(tmp_path):
+    """FFmpeg follows the CodecDelay of a WebM from FFmpeg 5.1 and keeps 208 of the OpusHead's
+    312 pre-skip samples (at 48 kHz): its own decode starts 69 samples late at 16 kHz."""
+    import av
+
+    signal = start_signal()
+    path = _ffmpeg51_webm(tmp_path / "a.webm", signal)
+    with av.open(str(path)) as container:
+        frames = [frame.to_ndarray().mean(axis=0) for frame in container.decode(audio=0)]
+    ffmpeg = resample(torch.from_numpy(np.concatenate(frames)), 48_000, START_RATE).numpy()
+    assert lag_samples(ffmpeg, signal) == pytest.approx(208 / 3, abs=0.5)
+    assert abs(lag_samples(load_audio(path).numpy(), signal)) < 0.5
+
+
+def test_an_mp3_without_a_gapless_header_keeps_its_encoder_delay(tmp_path):
+    """Nothing else in an mp3 says where the signal starts. Without the LAME/Xing/Info header
+    (libsndfile and FFmpeg write one, sox does not) it decodes 1,105 samples late: LAME's
+    576-sample encoder delay plus the decoder's 529. load_audio's docstring says so."""
+    signal = start_signal()
+    plain = tmp_path / "plain.mp3"
+    write_av(plain, signal, START_RATE, codec="libmp3lame", container_options={"write_xing": "0"})
+    head = plain.read_bytes()[:2000]
+    assert b"Xing" not in head and b"Info" not in head
+    assert lag_samples(load_audio(plain).numpy(), signal) == pytest.approx(1105, abs=0.5)
 
 
 def _bad_files(tmp_path):
