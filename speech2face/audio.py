@@ -12,9 +12,12 @@ centre the window inside them (another phase), so it is deliberately not used he
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import os
+import sys
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -56,6 +59,14 @@ _OPUS_RATE = 48_000  # Hz: Opus counts its pre-skip at 48 kHz whatever the decod
 
 # Containers that soundfile (libsndfile) reads; everything else goes through PyAV.
 _SOUNDFILE_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif", ".au"}
+# How the files libsndfile reads begin: RIFF/RIFX/RF64/BW64 and Sony Wave64 ("riff") wav,
+# AIFF ("FORM"), FLAC, Ogg, Sun/NeXT au (both byte orders), CAF, and an mp3's ID3 tag; an mp3
+# without one starts with an MPEG frame's 11-bit sync (see _soundfile_reads). Anything else
+# goes straight to FFmpeg, which also finds misnamed files (an m4a called .mp3).
+_SOUNDFILE_MAGIC = (
+    b"RIFF", b"RIFX", b"RF64", b"BW64", b"riff", b"FORM", b"fLaC", b"OggS", b".snd", b"dns.",
+    b"caff", b"ID3",
+)  # fmt: skip
 
 __all__ = [
     "CLIP_SECONDS",
@@ -138,7 +149,9 @@ def load_audio(
         Tensor of shape ``(T,)``, float32 in [-1, 1]; channels are averaged.
 
     Raises:
-        AudioError: with a one-line message naming the file, for any unreadable input.
+        AudioError: with a one-line message naming the file, for any unreadable input (a
+            file whose contents are in no format libsndfile or FFmpeg reads: "not an audio
+            file"). Decoders' notes on the C-level stderr (libmpg123's) are not shown.
     """
     path = Path(path)
     if max_seconds is not None and not (math.isfinite(max_seconds) and max_seconds > 0):
@@ -161,7 +174,7 @@ def load_audio(
     def plan(native_rate: int) -> _Cut:
         return _plan_cut(native_rate, sample_rate, max_seconds, offset_seconds)
 
-    if path.suffix.lower() in _SOUNDFILE_SUFFIXES:
+    if path.suffix.lower() in _SOUNDFILE_SUFFIXES and _soundfile_reads(path):
         try:
             data, native_rate = _read_soundfile(path, plan)
         except AudioError:
@@ -172,6 +185,12 @@ def load_audio(
             except AudioError:
                 message = f"{path}: not a readable audio file ({_one_line(sf_error)})"
                 raise AudioError(message) from sf_error
+    elif path.suffix.lower() in _SOUNDFILE_SUFFIXES:  # not what its name says: ask FFmpeg
+        try:
+            data, native_rate = _read_pyav(path, plan)
+        except _NotMedia as error:
+            message = f"{path}: not an audio file (its contents are in no format libsndfile or"
+            raise AudioError(f"{message} FFmpeg reads)") from error
     else:
         data, native_rate = _read_pyav(path, plan)
 
@@ -261,12 +280,57 @@ def _one_line(error: BaseException) -> str:
     return text or type(error).__name__
 
 
+def _soundfile_reads(path: Path) -> bool:
+    """Whether ``path`` begins like a file libsndfile reads (:data:`_SOUNDFILE_MAGIC`, or an
+    MPEG audio frame's sync: 11 set bits)."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+    return head.startswith(_SOUNDFILE_MAGIC) or (head[:1] == b"\xff" and head[1:2] >= b"\xe0")
+
+
+_stderr_lock = threading.Lock()
+_stderr_users = 0
+_stderr_saved: int | None = None
+
+
+@contextlib.contextmanager
+def _quiet_c_stderr() -> Iterator[None]:
+    """Point file descriptor 2 at the null device while C libraries run: libmpg123 (inside
+    libsndfile) writes notes such as "Note: Trying to resync..." there for damaged mp3s and
+    after seeks, which no Python setting silences. Nested and concurrent uses share one
+    redirection (the first in makes it, the last out restores fd 2); whatever any thread writes
+    to stderr meanwhile is lost, so only short library calls go inside."""
+    global _stderr_users, _stderr_saved
+    with _stderr_lock:
+        if _stderr_users == 0:
+            try:
+                sys.stderr.flush()
+                saved = os.dup(2)
+            except (OSError, ValueError, AttributeError):  # no fd 2, or a closed sys.stderr
+                saved = None
+            if saved is not None:
+                null = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(null, 2)
+                os.close(null)
+            _stderr_saved = saved
+        _stderr_users += 1
+    try:
+        yield
+    finally:
+        with _stderr_lock:
+            _stderr_users -= 1
+            if _stderr_users == 0 and _stderr_saved is not None:
+                os.dup2(_stderr_saved, 2)
+                os.close(_stderr_saved)
+                _stderr_saved = None
+
+
 def _read_soundfile(path: Path, plan: Callable[[int], _Cut]) -> tuple[np.ndarray, int]:
     """Decode with libsndfile only the native samples ``plan(native_rate)`` names.
     Returns ``((T,), native_rate)``."""
     import soundfile as sf
 
-    with sf.SoundFile(str(path)) as f:
+    with _quiet_c_stderr(), sf.SoundFile(str(path)) as f:
         rate = f.samplerate
         cut = plan(rate)
         if f.seekable() and cut.start > 0:
@@ -314,6 +378,10 @@ def _read_pyav(path: Path, plan: Callable[[int], _Cut]) -> tuple[np.ndarray, int
         seek_to = 0
 
 
+class _NotMedia(AudioError):
+    """FFmpeg recognises no container format in the file."""
+
+
 def _open_pyav(path: Path):
     import av
 
@@ -321,7 +389,7 @@ def _open_pyav(path: Path):
         return av.open(str(path), metadata_errors="ignore")
     except Exception as error:
         message = f"{path}: not a readable audio or video file ({_one_line(error)})"
-        raise AudioError(message) from error
+        raise _NotMedia(message) from error
 
 
 def _decode_pyav(

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -438,6 +442,54 @@ def test_an_mp3_without_a_gapless_header_keeps_its_encoder_delay(tmp_path):
     head = plain.read_bytes()[:2000]
     assert b"Xing" not in head and b"Info" not in head
     assert lag_samples(load_audio(plain).numpy(), signal) == pytest.approx(1105, abs=0.5)
+
+
+# --------------------------------------------------------------------------- decoder chatter
+
+
+def s2f_spectrogram(*args, cwd):
+    """Run the installed ``s2f-spectrogram`` console script."""
+    command = Path(sys.executable).with_name("s2f-spectrogram")
+    return subprocess.run(
+        [str(command), *args], cwd=cwd, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_a_text_file_named_mp3_is_not_audio_and_nothing_else_is_printed(tmp_path, capfd):
+    fake = tmp_path / "fake.mp3"
+    fake.write_text("this is not audio\n" * 20)
+    with pytest.raises(AudioError) as info:
+        load_audio(fake)
+    assert str(info.value) == (
+        f"{fake}: not an audio file (its contents are in no format libsndfile or FFmpeg reads)"
+    )
+    assert capfd.readouterr().err == ""  # libmpg123 writes to file descriptor 2
+
+
+def test_a_damaged_mp3_decodes_without_decoder_notes(tmp_path, capfd):
+    """libmpg123 prints notes on fd 2 for junk inside an mp3 and after seeks into one."""
+    path = tmp_path / "damaged.mp3"
+    sf.write(path, start_signal(), START_RATE, subtype="MPEG_LAYER_III")
+    data = path.read_bytes()
+    path.write_bytes(data[:3000] + b"not mp3 data " * 20 + data[3000:])
+    assert load_audio(path).shape[0] > 30_000
+    assert load_audio(path, max_seconds=0.5, offset_seconds=1.0).shape == (8000,)
+    assert capfd.readouterr().err == ""
+    print("stderr works again", file=sys.stderr)  # fd 2 is restored
+    os.write(2, b"and so does fd 2\n")
+    assert capfd.readouterr().err == "stderr works again\nand so does fd 2\n"
+
+
+@pytest.mark.slow
+def test_spectrogram_command_says_in_one_line_that_a_fake_mp3_is_not_audio(tmp_path):
+    (tmp_path / "fake.mp3").write_text("this is not audio\n" * 20)
+    result = s2f_spectrogram("input=fake.mp3", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "s2f-spectrogram: error: fake.mp3: not an audio file (its contents are in no format"
+        " libsndfile or FFmpeg reads)"
+    ]
+    assert not (tmp_path / "fake.spec.npy").exists()
 
 
 def _bad_files(tmp_path):
