@@ -68,8 +68,8 @@ def bench_preprocess(root: Path, source: AVSpeechSource) -> list[Segment]:
         t_features = time.perf_counter() - start
     n = len(segments)
     print(f"preprocessing, {n} clips, {FRAMES_PER_CLIP} frames each, 1 process x 1 thread, CPU:")
-    print(f"  decode + detect + crop + landmarks  {n / t_pipeline:7.2f} clips/s per core")
-    for stage in ("locate", "audio", "video", "detect", "align"):
+    print(f"  decode + detect + track + crop + landmarks  {n / t_pipeline:7.2f} clips/s per core")
+    for stage in ("locate", "audio", "video", "detect", "track", "align"):
         share = stages.get(stage, 0.0) / t_pipeline
         print(f"    {stage:<8} {1000 * stages.get(stage, 0.0) / n:7.1f} ms/clip  ({share:5.1%})")
     print(

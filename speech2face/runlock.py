@@ -30,17 +30,22 @@ class DirectoryBusyError(S2FError):
     """Another live run holds the output directory."""
 
 
-def holder(directory: str | os.PathLike) -> dict | None:
+def holder(directory: str | os.PathLike, name: str = LOCK_NAME) -> dict | None:
     """What the lock file says about the run holding ``directory`` (``None`` if unreadable)."""
     try:
-        return json.loads((Path(directory) / LOCK_NAME).read_text())
+        return json.loads((Path(directory) / name).read_text())
     except (OSError, ValueError):
         return None
 
 
 @contextmanager
-def hold_directory(directory: str | os.PathLike, command: str | None = None) -> Iterator[Path]:
+def hold_directory(
+    directory: str | os.PathLike, command: str | None = None, name: str = LOCK_NAME
+) -> Iterator[Path]:
     """Hold ``directory`` (created if needed) for this process while the block runs.
+
+    ``name`` is the lock file's; jobs that share a directory by design (the jobs of a
+    preprocessing job array) each hold their own.
 
     Raises :class:`DirectoryBusyError` at once, without waiting, if a live process holds it.
     The lock file records the holder's command, PID, host and start time for that message.
@@ -51,13 +56,13 @@ def hold_directory(directory: str | os.PathLike, command: str | None = None) -> 
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    path = directory / LOCK_NAME
+    path = directory / name
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            info = holder(directory) or {}
+            info = holder(directory, name) or {}
             who = info.get("command", "another run")
             pid = info.get("pid", "?")
             host = info.get("host", "?")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from omegaconf import DictConfig
 
 from speech2face.cli import hydra_entry
@@ -19,14 +21,17 @@ def main(cfg: DictConfig) -> dict:
         recompute_features,
         source_from_config,
     )
-    from speech2face.errors import ConfigError
+    from speech2face.errors import ConfigError, S2FError
 
     if cfg.action not in ACTIONS:
         raise ConfigError(f"action must be one of {', '.join(ACTIONS)}, got '{cfg.action}'")
     out = str(cfg.output_dir)
     jobs = {k: _int(cfg, k) for k in ("shard_index", "num_shards", "threads")}
     if cfg.action == "merge":
-        result = merge_outputs(out)
+        from speech2face.runlock import hold_directory
+
+        with hold_directory(out, "s2f-preprocess action=merge", name=".s2f.lock"):
+            result = merge_outputs(out)
     else:
         if not isinstance(cfg.progress, bool):
             raise ConfigError(f"progress must be true or false, got {cfg.progress!r}")
@@ -46,6 +51,9 @@ def main(cfg: DictConfig) -> dict:
                 feature_batch_size=batch, **common,
             )  # fmt: skip
     print(summary(out, cfg.action, result))
+    if cfg.action != "features" and result.get("complete") is not False and not result["kept"]:
+        failures = os.path.join(out, "failures.jsonl")
+        raise S2FError(f"no segment was kept: {_reasons(result)} (see {failures})")
     return result
 
 
@@ -75,6 +83,11 @@ def summary(out: str, action: str, result: dict) -> str:
         return (
             f"{out}: {result['chunks_done']} of {result['chunks']} chunks done (other jobs pending)"
         )
-    reasons = ", ".join(f"{k} {v}" for k, v in result["failures_by_reason"].items())
-    failed = f"{result['failed']} failed ({reasons})" if reasons else "0 failed"
+    reasons = _reasons(result)
+    failed = f"{result['failed']} failed ({reasons})" if result["failed"] else "0 failed"
     return f"{out}: kept {result['kept']} of {result['segments']} segments, {failed}; {result['shards']} shards"
+
+
+def _reasons(result: dict) -> str:
+    """``no_face 3, decode_error 1``: the failures of a finished run, by reason."""
+    return ", ".join(f"{k} {v}" for k, v in result["failures_by_reason"].items()) or "no segments"

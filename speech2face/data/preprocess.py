@@ -30,6 +30,8 @@ import hashlib
 import io
 import json
 import os
+import signal
+import sys
 import threading
 import time
 from collections import Counter, defaultdict
@@ -60,6 +62,7 @@ from speech2face.data.sources import (
 )
 from speech2face.errors import ConfigError, S2FError
 from speech2face.fileio import temporary_path, write_atomic
+from speech2face.runlock import hold_directory
 
 __all__ = [
     "FORMAT_VERSION",
@@ -256,10 +259,13 @@ def process_chunk(
     processor: SegmentProcessor,
     layout: OutputLayout,
     on_item: Callable[[bool], None] | None = None,
+    before_commit: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
     """Process every item of ``chunk`` and commit its shard and part file.
 
-    ``on_item(kept)`` is called after each item (progress). Returns the part's summary.
+    ``on_item(kept)`` is called after each item (progress); ``before_commit()`` just before
+    anything is renamed into place (a worker checks there that its run is still alive).
+    Returns the part's summary.
     """
     started = time.perf_counter()
     processor.timings.clear()
@@ -267,6 +273,8 @@ def process_chunk(
     tmp = temporary_path(final)
     try:
         samples, failures = _write_chunk(chunk, processor, tmp, f"shards/{final.name}", on_item)
+        if before_commit is not None:
+            before_commit()
     except BaseException:
         tmp.unlink(missing_ok=True)  # no stray temporary file when a chunk fails
         raise
@@ -294,28 +302,56 @@ def process_chunk(
 _WORKER: dict[str, Any] = {}
 
 
+PR_SET_PDEATHSIG = 1  # prctl(2) option: a signal the kernel sends when the parent dies
+
+
+def _die_with_parent(parent: int) -> None:
+    """Make this worker die the moment its run does (SIGKILL included).
+
+    On Linux the kernel sends SIGKILL on the parent's death (``PR_SET_PDEATHSIG``); a
+    watchdog thread is the fallback elsewhere. A thread alone is not enough: it does not
+    run while dlib or MTCNN hold the GIL, which let orphans commit a block seconds after
+    their run was killed. :func:`_check_parent` before every commit closes the last gap.
+    """
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    _check_parent(parent)  # the parent may have died before prctl took effect
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+
+
+def _check_parent(parent: int) -> None:
+    if os.getppid() != parent:
+        os._exit(1)
+
+
 def _watch_parent(parent: int) -> None:
-    """Exit when the parent dies (e.g. SIGKILL), instead of lingering as an orphan."""
     while True:
         time.sleep(WATCHDOG_SECONDS)
-        if os.getppid() != parent:
-            os._exit(1)
+        _check_parent(parent)
 
 
 def _init_worker(
-    processor: SegmentProcessor, layout: OutputLayout, queue: Any, threads: int
+    processor: SegmentProcessor, layout: OutputLayout, queue: Any, threads: int, parent: int
 ) -> None:
     import torch
 
+    _die_with_parent(parent)
     torch.set_num_threads(threads)
-    _WORKER.update(processor=processor, layout=layout, queue=queue)
-    threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
+    _WORKER.update(processor=processor, layout=layout, queue=queue, parent=parent)
 
 
 def _run_chunk(chunk: Chunk) -> dict[str, Any]:
     queue = _WORKER["queue"]
+    parent = _WORKER["parent"]
     part = process_chunk(
-        chunk, _WORKER["processor"], _WORKER["layout"], lambda kept: queue.put(kept)
+        chunk,
+        _WORKER["processor"],
+        _WORKER["layout"],
+        lambda kept: queue.put(kept),
+        before_commit=lambda: _check_parent(parent),
     )
     return {
         "chunk": part["chunk"],
@@ -380,7 +416,7 @@ def _run_parallel(
         max_workers=min(workers, len(chunks)),
         mp_context=context,
         initializer=_init_worker,
-        initargs=(processor, layout, queue, threads),
+        initargs=(processor, layout, queue, threads, os.getpid()),
     ) as pool:
         pending = {pool.submit(_run_chunk, chunk) for chunk in chunks}
         try:
@@ -568,16 +604,70 @@ def preprocess(
     if num_shards < 1 or not 0 <= shard_index < num_shards:
         raise ConfigError(f"need 0 <= shard_index < num_shards, got {shard_index} of {num_shards}")
     layout = OutputLayout(Path(output_dir))
+    lock = "lock" if num_shards == 1 else f"{shard_index}-of-{num_shards}.lock"
+    with hold_directory(layout.root, "s2f-preprocess", name=f".s2f.{lock}"):
+        return _preprocess_locked(
+            source, layout, encoder_factory, encoder_name, options, shard_size, workers,
+            shard_index, num_shards, device, feature_batch_size, threads, progress,
+        )  # fmt: skip
+
+
+def _preprocess_locked(
+    source: Source,
+    layout: OutputLayout,
+    encoder_factory: EncoderFactory,
+    encoder_name: str,
+    options: PreprocessOptions,
+    shard_size: int,
+    workers: int,
+    shard_index: int,
+    num_shards: int,
+    device: str,
+    feature_batch_size: int,
+    threads: int,
+    progress: bool,
+) -> dict[str, Any]:
     items = source.segments()
     chunks = plan_chunks(items, shard_size)
     layout.make()
+    new_run = not layout.run_file.exists()
     _check_run_file(layout, _run_identity(source, options, shard_size, encoder_name), chunks)
+    try:
+        return _run_chunks(
+            source, layout, chunks, encoder_factory, encoder_name, options, workers,
+            shard_index, num_shards, device, feature_batch_size, threads, progress,
+        )  # fmt: skip
+    except BaseException:
+        # A run that never committed a block leaves no record, so a rerun with other
+        # settings is not refused because of it.
+        if new_run and not any(layout.part(c.name).exists() for c in chunks):
+            layout.run_file.unlink(missing_ok=True)
+        raise
+
+
+def _run_chunks(
+    source: Source,
+    layout: OutputLayout,
+    chunks: list[Chunk],
+    encoder_factory: EncoderFactory,
+    encoder_name: str,
+    options: PreprocessOptions,
+    workers: int,
+    shard_index: int,
+    num_shards: int,
+    device: str,
+    feature_batch_size: int,
+    threads: int,
+    progress: bool,
+) -> dict[str, Any]:
     mine = [c for c in chunks if c.index % num_shards == shard_index]
     todo = [c for c in mine if not layout.part(c.name).exists()]
     if todo and getattr(source, "download", False):
         from speech2face.data.download import check_prerequisites
 
         check_prerequisites(source.download_options)
+    if todo:
+        check_encoder_weights(encoder_factory)  # before any clip is decoded
     for chunk in todo:  # leftovers of a killed run
         stale = [*layout.shards.glob(f".{chunk.name}.tar.*.tmp")]
         for path in stale + [*layout.parts.glob(f".{chunk.name}.json.*.tmp")]:
@@ -613,6 +703,18 @@ def preprocess(
         return merge_outputs(layout.root, this_run=run)
     done = sum(layout.part(c.name).exists() for c in chunks)
     return {"complete": False, "chunks_done": done, "chunks": len(chunks), "this_run": run}
+
+
+def check_encoder_weights(encoder_factory: EncoderFactory) -> None:
+    """Make sure the face encoder's weights are at hand before any work: an encoder that
+    reads them lazily (VGG-Face, FaceNet) has them resolved now (downloaded when allowed,
+    else a one-line error saying which file to put where)."""
+    from speech2face.weights import resolve
+
+    encoder = encoder_factory()
+    pending = getattr(encoder, "_pending_weights", None)
+    if pending is not None:
+        resolve(pending)
 
 
 # --------------------------------------------------------------------------- merging
@@ -752,13 +854,33 @@ def recompute_features(
     new encoder in run.json and stats.json. Returns
     ``{"shards": n, "rewritten": m, "samples": k, "feature_dim": D}``.
     """
-    from tqdm import tqdm
-
     layout = OutputLayout(Path(output_dir))
     if not layout.run_file.exists():
         raise S2FError(f"{layout.root} holds no preprocessing run (run.json missing)")
     if num_shards < 1 or not 0 <= shard_index < num_shards:
         raise ConfigError(f"need 0 <= shard_index < num_shards, got {shard_index} of {num_shards}")
+    lock = "lock" if num_shards == 1 else f"{shard_index}-of-{num_shards}.lock"
+    with hold_directory(layout.root, "s2f-preprocess action=features", name=f".s2f.{lock}"):
+        check_encoder_weights(encoder_factory)
+        return _recompute_locked(
+            layout, encoder_factory, encoder_name, device, batch_size, shard_index, num_shards,
+            threads, progress,
+        )  # fmt: skip
+
+
+def _recompute_locked(
+    layout: OutputLayout,
+    encoder_factory: EncoderFactory,
+    encoder_name: str,
+    device: str,
+    batch_size: int,
+    shard_index: int,
+    num_shards: int,
+    threads: int,
+    progress: bool,
+) -> dict[str, Any]:
+    from tqdm import tqdm
+
     paths = sorted(layout.shards.glob("*.tar"))
     mine = [p for i, p in enumerate(paths) if i % num_shards == shard_index]
     processor = SegmentProcessor(

@@ -65,6 +65,16 @@ LABEL_FIELDS = ("gender", "age", "ethnicity")
 GENDERS = {"m": "male", "male": "male", "f": "female", "female": "female"}
 
 
+
+def _require_file(path: Path, what: str) -> None:
+    """:class:`SourceError` unless ``path`` is a regular file, saying what it is instead."""
+    if path.is_dir():
+        raise SourceError(f"{what} {path} is a directory, not a file")
+    if not path.exists():
+        raise SourceError(f"{what} not found: {path}")
+    if not path.is_file():
+        raise SourceError(f"{what} {path} is not a regular file")
+
 class SourceError(S2FError, ValueError):
     """A source that cannot be read at all (missing CSV, unreadable directory)."""
 
@@ -276,8 +286,7 @@ def _read_labels(path: str | Path | None, id_field: str) -> dict[str, dict[str, 
     if path is None:
         return {}
     path = Path(path)
-    if not path.is_file():
-        raise SourceError(f"labels file not found: {path}")
+    _require_file(path, "labels file")
     rows = _read_csv_table(path, "labels file")
     fields = [name.strip() for name in (rows[0] if rows else [])]
     if id_field not in fields:
@@ -378,8 +387,7 @@ class AVSpeechSource(Source):
             js_runtime=js_runtime,
             backoff_seconds=float(_number(backoff_seconds, "backoff_seconds", 0.0)),
         )
-        if not self.csv.is_file():
-            raise SourceError(f"AVSpeech CSV not found: {self.csv}")
+        _require_file(self.csv, "AVSpeech CSV")
         if self.video_dir.exists() and not self.video_dir.is_dir():
             raise SourceError(f"video_dir is not a directory: {self.video_dir}")
         if not self.video_dir.is_dir() and not self.download:
@@ -540,8 +548,8 @@ class VoxCeleb2Source(Source):
             raise SourceError(f"VoxCeleb2 directory not found: {root}")
         self.root = root
         self.meta = None if meta is None else Path(meta)
-        if self.meta is not None and not self.meta.is_file():
-            raise SourceError(f"VoxCeleb2 meta file not found: {self.meta}")
+        if self.meta is not None:
+            _require_file(self.meta, "VoxCeleb2 meta file")
 
     def describe(self) -> dict[str, Any]:
         return super().describe() | {"root": str(self.root.resolve())}
@@ -646,8 +654,7 @@ class ManifestSource(Source):
     ) -> None:
         super().__init__(split, val_fraction, test_fraction)
         self.path = Path(path)
-        if not self.path.is_file():
-            raise SourceError(f"manifest not found: {self.path}")
+        _require_file(self.path, "manifest")
 
     def describe(self) -> dict[str, Any]:
         return super().describe() | {"path": str(self.path.resolve())}
