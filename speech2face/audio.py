@@ -18,6 +18,7 @@ import math
 import os
 import sys
 import threading
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -26,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from speech2face.errors import AudioError
+from speech2face.errors import AudioError, ShortAudioWarning
 
 SAMPLE_RATE = 16_000  # Hz
 CLIP_SECONDS = 6
@@ -37,6 +38,10 @@ N_FFT = 512  # each 400-sample frame is zero-padded to 512
 N_FREQ = N_FFT // 2 + 1  # 257 one-sided frequency bins
 N_FRAMES = 1 + (N_SAMPLES - WIN_LENGTH) // HOP_LENGTH  # 1 + 95,600 // 160 = 598
 POWER_LAW = 0.3  # sign(x) * |x| ** 0.3 on real and imaginary parts
+# fit_to_length warns (ShortAudioWarning) when it tiles less than this: a second holds four or
+# five syllables of speech; tiled to 6 s, less becomes a buzz of one or two repeated sounds,
+# unlike the paper's 3-10 s AVSpeech segments the voice encoder learns from.
+MIN_VOICE_SECONDS = 1.0
 
 # torchaudio's windowed-sinc resampler (torchaudio.functional.resample's defaults, passed
 # explicitly): an output sample at native position p is a Hann-windowed sinc of the native
@@ -71,6 +76,7 @@ _SOUNDFILE_MAGIC = (
 __all__ = [
     "CLIP_SECONDS",
     "HOP_LENGTH",
+    "MIN_VOICE_SECONDS",
     "N_FFT",
     "N_FRAMES",
     "N_FREQ",
@@ -83,9 +89,11 @@ __all__ = [
     "SEEK_PREROLL_SECONDS",
     "WIN_LENGTH",
     "AudioError",
+    "ShortAudioWarning",
     "fit_to_length",
     "load_audio",
     "num_frames",
+    "one_line_warnings",
     "resample",
     "resample_margin",
     "spectrogram",
@@ -544,18 +552,51 @@ def _opus_lead(stream, packet, rate: int) -> int:
 def fit_to_length(wav: torch.Tensor, num_samples: int = N_SAMPLES) -> torch.Tensor:
     """The paper's clip rule: keep the first ``num_samples``; tile a shorter clip first.
 
-    ``wav``: ``(..., T)`` with ``T > 0`` -> ``(..., num_samples)``. A 3 s clip becomes
-    ``[clip, clip]``; a 2.5 s clip becomes ``[clip, clip, first 1 s of clip]``.
+    ``wav``: ``(..., T)`` with ``T > 0`` at :data:`SAMPLE_RATE` -> ``(..., num_samples)``. A 3 s
+    clip becomes ``[clip, clip]``; a 2.5 s clip becomes ``[clip, clip, first 1 s of clip]``.
+    Tiling less than :data:`MIN_VOICE_SECONDS` warns with :class:`ShortAudioWarning` (a 44 ms
+    clip would become 137 copies of itself); the result is returned all the same.
     """
     length = wav.shape[-1]
     if length == 0:
         raise AudioError("cannot fit an empty waveform to a clip length")
     if num_samples <= 0:
         raise ValueError(f"num_samples must be positive, got {num_samples}")
+    if length < num_samples and length < MIN_VOICE_SECONDS * SAMPLE_RATE:
+        message = (
+            f"only {1000 * length / SAMPLE_RATE:.0f} ms of audio, tiled to"
+            f" {num_samples / SAMPLE_RATE:g} s; under {MIN_VOICE_SECONDS:g} s there is too little"
+            " voice for a clip"
+        )
+        warnings.warn(message, ShortAudioWarning, stacklevel=2)
     if length < num_samples:
         repeats = math.ceil(num_samples / length)
         wav = wav.repeat(*([1] * (wav.dim() - 1)), repeats)
     return wav[..., :num_samples]
+
+
+@contextlib.contextmanager
+def one_line_warnings(
+    prog: str, categories: tuple[type[Warning], ...] = (ShortAudioWarning,)
+) -> Iterator[None]:
+    """Show ``categories`` of warnings raised inside as ``<prog>: warning: <message>``, one
+    line on stderr, instead of Python's two lines (file, line number, source). Other warnings
+    keep the usual format; everything is restored on exit. For commands::
+
+        with one_line_warnings("s2f-spectrogram"):
+            spec = spectrogram_of_file(path)
+    """
+    with warnings.catch_warnings():
+        default = warnings.showwarning
+
+        def show(message, category, filename, lineno, file=None, line=None):
+            if not issubclass(category, categories):
+                return default(message, category, filename, lineno, file, line)
+            text = " ".join(str(message).split())
+            print(f"{prog}: warning: {text}", file=file or sys.stderr)
+
+        warnings.showwarning = show
+        yield
 
 
 # --------------------------------------------------------------------------- spectrogram

@@ -17,3 +17,8 @@ class AudioError(S2FError, ValueError):
 
 class ConfigError(S2FError, ValueError):
     """A configuration value that is missing or out of range."""
+
+
+class ShortAudioWarning(UserWarning):
+    """Audio too short to hold a voice (under ``speech2face.audio.MIN_VOICE_SECONDS``), tiled
+    to a clip all the same."""
