@@ -536,7 +536,7 @@ def _opus_lead(stream, packet, rate: int) -> int:
     followed.
     """
     extradata = bytes(stream.codec_context.extradata or b"")
-    has_sidedata = getattr(packet, "has_sidedata", None)  # PyAV 14 and later
+    has_sidedata = getattr(packet, "has_sidedata", None)  # absent from older PyAV
     if extradata[:8] != b"OpusHead" or len(extradata) < 12 or has_sidedata is None:
         return 0
     if not has_sidedata("skip_samples"):
