@@ -529,9 +529,6 @@ def test_one_line_warnings_formats_only_its_categories(capsys):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True, reason="s2f-spectrogram does not yet show warnings with one_line_warnings"
-)
 def test_spectrogram_command_warns_in_one_line_about_short_audio(tmp_path):
     sf.write(tmp_path / "short.wav", tone(200.0, 0.9, 16_000), 16_000)
     result = s2f_spectrogram("input=short.wav", cwd=tmp_path)

@@ -22,9 +22,11 @@ def main(cfg: DictConfig) -> dict:
     source = input_path(cfg.input)
     output, png = output_paths(cfg.output, cfg.png, source, overwrite)
 
+    from speech2face.audio import one_line_warnings
     from speech2face.spectrogram_io import save_preview, save_spectrogram, spectrogram_of_file
 
-    spec = spectrogram_of_file(source, seconds=float(seconds), offset=float(offset))
+    with one_line_warnings("s2f-spectrogram"):
+        spec = spectrogram_of_file(source, seconds=float(seconds), offset=float(offset))
     outputs = [output, *([png] if png else [])]
     with atomic_outputs(*outputs, overwrite=overwrite) as temps:
         save_spectrogram(spec, temps[0])
