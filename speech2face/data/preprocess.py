@@ -311,7 +311,9 @@ def _die_with_parent(parent: int) -> None:
     On Linux the kernel sends SIGKILL on the parent's death (``PR_SET_PDEATHSIG``); a
     watchdog thread is the fallback elsewhere. A thread alone is not enough: it does not
     run while dlib or MTCNN hold the GIL, which let orphans commit a block seconds after
-    their run was killed. :func:`_check_parent` before every commit closes the last gap.
+    their run was killed. :func:`_check_parent` before every commit closes the last gap,
+    and the one here makes a worker still importing its modules when the run died exit
+    before doing any work.
     """
     if sys.platform.startswith("linux"):
         import ctypes
@@ -346,6 +348,7 @@ def _init_worker(
 def _run_chunk(chunk: Chunk) -> dict[str, Any]:
     queue = _WORKER["queue"]
     parent = _WORKER["parent"]
+    _check_parent(parent)
     part = process_chunk(
         chunk,
         _WORKER["processor"],
@@ -604,17 +607,19 @@ def preprocess(
     if num_shards < 1 or not 0 <= shard_index < num_shards:
         raise ConfigError(f"need 0 <= shard_index < num_shards, got {shard_index} of {num_shards}")
     layout = OutputLayout(Path(output_dir))
+    chunks = plan_chunks(source.segments(), shard_size)  # bad input fails before any output
     lock = "lock" if num_shards == 1 else f"{shard_index}-of-{num_shards}.lock"
     with hold_directory(layout.root, "s2f-preprocess", name=f".s2f.{lock}"):
         return _preprocess_locked(
-            source, layout, encoder_factory, encoder_name, options, shard_size, workers,
-            shard_index, num_shards, device, feature_batch_size, threads, progress,
+            source, layout, chunks, encoder_factory, encoder_name, options, shard_size,
+            workers, shard_index, num_shards, device, feature_batch_size, threads, progress,
         )  # fmt: skip
 
 
 def _preprocess_locked(
     source: Source,
     layout: OutputLayout,
+    chunks: list[Chunk],
     encoder_factory: EncoderFactory,
     encoder_name: str,
     options: PreprocessOptions,
@@ -627,8 +632,6 @@ def _preprocess_locked(
     threads: int,
     progress: bool,
 ) -> dict[str, Any]:
-    items = source.segments()
-    chunks = plan_chunks(items, shard_size)
     layout.make()
     new_run = not layout.run_file.exists()
     _check_run_file(layout, _run_identity(source, options, shard_size, encoder_name), chunks)

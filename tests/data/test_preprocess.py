@@ -389,6 +389,7 @@ def test_resume_refuses_an_edited_source(tmp_path):
     from speech2face.data.preprocess import PreprocessOptions, preprocess
     from speech2face.data.sources import ManifestSource
     from speech2face.errors import ConfigError
+    from speech2face.models import build_face_encoder
 
     rows = tmp_path / "rows.csv"
     lines = [f"k{i},missing{i}.mp4,0,{4 + i}" for i in range(4)]
@@ -396,7 +397,8 @@ def test_resume_refuses_an_edited_source(tmp_path):
     source = ManifestSource(rows, split="train")
     out = tmp_path / "out"
     common = dict(shard_size=2, num_shards=2, progress=False, device="cpu")
-    run = partial(preprocess, source, out, None, "none", PreprocessOptions(), **common)
+    dlib = partial(build_face_encoder, "dlib")
+    run = partial(preprocess, source, out, dlib, "dlib", PreprocessOptions(), **common)
     assert run(shard_index=0)["complete"] is False  # chunk 0 done, chunk 1 left
     assert run(shard_index=0)["complete"] is False  # unchanged: resumes
     rows.write_text(rows.read_text().replace("k3,missing3.mp4,0,7", "k3,missing3.mp4,1,7"))
