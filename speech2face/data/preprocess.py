@@ -609,40 +609,28 @@ def preprocess(
     layout = OutputLayout(Path(output_dir))
     chunks = plan_chunks(source.segments(), shard_size)  # bad input fails before any output
     lock = "lock" if num_shards == 1 else f"{shard_index}-of-{num_shards}.lock"
+    identity = _run_identity(source, options, shard_size, encoder_name)
     with hold_directory(layout.root, "s2f-preprocess", name=f".s2f.{lock}"):
-        return _preprocess_locked(
-            source, layout, chunks, encoder_factory, encoder_name, options, shard_size,
-            workers, shard_index, num_shards, device, feature_batch_size, threads, progress,
-        )  # fmt: skip
+        layout.make()
+        with _recorded_run(layout, identity, chunks):
+            return _run_chunks(
+                source, layout, chunks, encoder_factory, encoder_name, options, workers,
+                shard_index, num_shards, device, feature_batch_size, threads, progress,
+            )  # fmt: skip
 
 
-def _preprocess_locked(
-    source: Source,
-    layout: OutputLayout,
-    chunks: list[Chunk],
-    encoder_factory: EncoderFactory,
-    encoder_name: str,
-    options: PreprocessOptions,
-    shard_size: int,
-    workers: int,
-    shard_index: int,
-    num_shards: int,
-    device: str,
-    feature_batch_size: int,
-    threads: int,
-    progress: bool,
-) -> dict[str, Any]:
-    layout.make()
+@contextlib.contextmanager
+def _recorded_run(
+    layout: OutputLayout, identity: dict[str, Any], chunks: list[Chunk]
+) -> Iterator[None]:
+    """Check and write run.json (:func:`_check_run_file`) for the block; a run that fails
+    before committing any block leaves no record, so a rerun with other settings is not
+    refused because of it."""
     new_run = not layout.run_file.exists()
-    _check_run_file(layout, _run_identity(source, options, shard_size, encoder_name), chunks)
+    _check_run_file(layout, identity, chunks)
     try:
-        return _run_chunks(
-            source, layout, chunks, encoder_factory, encoder_name, options, workers,
-            shard_index, num_shards, device, feature_batch_size, threads, progress,
-        )  # fmt: skip
+        yield
     except BaseException:
-        # A run that never committed a block leaves no record, so a rerun with other
-        # settings is not refused because of it.
         if new_run and not any(layout.part(c.name).exists() for c in chunks):
             layout.run_file.unlink(missing_ok=True)
         raise
