@@ -1,0 +1,66 @@
+"""Evaluation metrics shared by the trainer's validation and ``s2f-eval``.
+
+Pure functions of features (torch tensors or NumPy arrays), no I/O:
+
+- :mod:`~speech2face.metrics.retrieval`: recall@K of the true face from a predicted feature,
+  over the whole gallery (the paper) or within random pools of identities (SF2F);
+- :mod:`~speech2face.metrics.similarity`: per-pair angle, cosine, L2 and L1 (the paper's
+  feature similarity table, and what its L2 / L1 figures can be compared to);
+- :mod:`~speech2face.metrics.bootstrap`: percentile-bootstrap confidence intervals.
+"""
+
+from speech2face.metrics._common import MetricError
+from speech2face.metrics.bootstrap import (
+    bootstrap_ci,
+    bootstrap_distribution,
+    recall_ci,
+    recall_cis,
+)
+from speech2face.metrics.retrieval import (
+    DEFAULT_KS,
+    METRICS,
+    Metric,
+    chance_recall,
+    draw_pools,
+    pooled_ranks,
+    pooled_recall_at_k,
+    recall_at_k,
+    recall_from_ranks,
+    retrieval_ranks,
+)
+from speech2face.metrics.similarity import (
+    SIMILARITY_KEYS,
+    MeanStd,
+    angle_degrees,
+    cosine_similarity,
+    feature_similarity,
+    l1_distance,
+    l2_distance,
+    pair_similarities,
+)
+
+__all__ = [
+    "DEFAULT_KS",
+    "METRICS",
+    "SIMILARITY_KEYS",
+    "MeanStd",
+    "Metric",
+    "MetricError",
+    "angle_degrees",
+    "bootstrap_ci",
+    "bootstrap_distribution",
+    "chance_recall",
+    "cosine_similarity",
+    "draw_pools",
+    "feature_similarity",
+    "l1_distance",
+    "l2_distance",
+    "pair_similarities",
+    "pooled_ranks",
+    "pooled_recall_at_k",
+    "recall_at_k",
+    "recall_ci",
+    "recall_cis",
+    "recall_from_ranks",
+    "retrieval_ranks",
+]
