@@ -65,6 +65,9 @@ LABEL_FIELDS = ("gender", "age", "ethnicity")
 GENDERS = {"m": "male", "male": "male", "f": "female", "female": "female"}
 
 
+class SourceError(S2FError, ValueError):
+    """A source that cannot be read at all (missing CSV, unreadable directory)."""
+
 
 def _require_file(path: Path, what: str) -> None:
     """:class:`SourceError` unless ``path`` is a regular file, saying what it is instead."""
@@ -74,9 +77,6 @@ def _require_file(path: Path, what: str) -> None:
         raise SourceError(f"{what} not found: {path}")
     if not path.is_file():
         raise SourceError(f"{what} {path} is not a regular file")
-
-class SourceError(S2FError, ValueError):
-    """A source that cannot be read at all (missing CSV, unreadable directory)."""
 
 
 @dataclass(frozen=True, slots=True)
