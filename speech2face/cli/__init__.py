@@ -23,6 +23,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "speech2face.cli.preprocess:main",
         "videos (AVSpeech, VoxCeleb2, a manifest) -> training shards; resumable, parallel",
     ),
+    "train": (
+        "speech2face.cli.train:main",
+        "train the face decoder (task=decoder), then the voice encoder (task=voice)",
+    ),
 }
 
 

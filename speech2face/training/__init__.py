@@ -1,0 +1,28 @@
+"""Training: the face decoder first, then the voice encoder against it (``s2f-train``).
+
+- :mod:`~speech2face.training.loop`: the :class:`Trainer` and its two tasks;
+- :mod:`~speech2face.training.checkpoint`: training checkpoints (resumable) and the
+  self-contained bundle that evaluation and inference load (:func:`load_bundle`);
+- :mod:`~speech2face.training.distributed`: DDP from ``torchrun``'s environment;
+- :mod:`~speech2face.training.logging`: TensorBoard scalars and image grids, progress bar.
+"""
+
+from speech2face.training.checkpoint import (
+    Bundle,
+    TrainingCheckpointError,
+    load_bundle,
+    read_training_checkpoint,
+)
+from speech2face.training.loop import TASKS, Preset, Trainer, TrainerConfig, train
+
+__all__ = [
+    "TASKS",
+    "Bundle",
+    "Preset",
+    "Trainer",
+    "TrainerConfig",
+    "TrainingCheckpointError",
+    "load_bundle",
+    "read_training_checkpoint",
+    "train",
+]

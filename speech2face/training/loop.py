@@ -1,0 +1,761 @@
+"""The trainer and its two tasks: the face decoder, then the voice encoder against it.
+
+- ``task=decoder`` trains the :class:`~speech2face.models.FaceDecoder` on the shards' face
+  crops, 68 landmarks and features. Its mean landmark geometry is computed from the training
+  split first and stored in the model. The identity term of its loss needs a differentiable
+  face encoder (vggface, facenet) and is off with dlib.
+- ``task=voice`` trains the :class:`~speech2face.models.VoiceEncoder` with the Speech2Face
+  loss (Eq. 1) against a frozen trained decoder (``decoder_checkpoint``) and the face
+  encoder's classification head (distillation off when it has none, as with dlib).
+  Spectrograms are computed on the device inside the step.
+
+Every problem with the configuration is found before any long work and reported in one
+line. See :mod:`speech2face.training.checkpoint` for what a checkpoint holds and how a run
+resumes exactly (same weights as an uninterrupted run, on a CPU with a fixed seed).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from speech2face.audio import HOP_LENGTH, N_FFT, POWER_LAW, SAMPLE_RATE, WIN_LENGTH, spectrogram
+from speech2face.config import require_file_name
+from speech2face.errors import ConfigError, S2FError
+from speech2face.training import distributed
+from speech2face.training.checkpoint import (
+    FORMAT,
+    VERSION,
+    build_model,
+    model_entry,
+    read_training_checkpoint,
+    resume_path,
+    rng_state,
+    save_training_checkpoint,
+    set_rng_state,
+    unwrap,
+)
+from speech2face.training.logging import Meter, RunLogger
+
+TASKS = ("decoder", "voice")
+PRECISIONS = ("auto", "bf16", "fp32")
+RECALL_KS = (1, 5, 10)
+CONFIG_COPY = "config.yaml"
+SHARD_CROP_SIZE = 224  # the shards' aligned crops and landmark coordinates
+
+
+@dataclass
+class TrainerConfig:
+    """How a run trains (not what): steps, batches, intervals, precision, loader."""
+
+    max_steps: int = 100_000
+    batch_size: int = 8
+    val_every: int = 2_000
+    val_batches: int | None = 50  # batches per validation; None: the whole val split
+    ckpt_every: int = 2_000
+    keep_last: int = 3
+    log_every: int = 50
+    image_every: int = 2_000
+    num_images: int = 4
+    grad_clip: float | None = None
+    grad_accum: int = 1
+    precision: str = "auto"  # auto: bf16 on a GPU, fp32 on a CPU
+    channels_last: bool = True  # on a GPU
+    compile: bool = False
+    num_workers: int = 4
+    pin_memory: bool = True
+    device: str = "auto"
+    seed: int = 0
+    progress: bool = True
+    mean_geometry_samples: int = 10_000  # training landmarks averaged into the mean geometry
+
+    def __post_init__(self) -> None:
+        for name in ("max_steps", "batch_size", "val_every", "ckpt_every", "keep_last"):
+            _positive_int(getattr(self, name), f"trainer.{name}")
+        for name in ("log_every", "image_every", "grad_accum", "mean_geometry_samples"):
+            _positive_int(getattr(self, name), f"trainer.{name}")
+        for name in ("num_images", "num_workers", "seed"):
+            _positive_int(getattr(self, name), f"trainer.{name}", minimum=0)
+        if self.val_batches is not None:
+            _positive_int(self.val_batches, "trainer.val_batches")
+        if self.grad_clip is not None and (
+            isinstance(self.grad_clip, bool) or not float(self.grad_clip) > 0
+        ):
+            raise ConfigError(f"trainer.grad_clip must be > 0 or null, got {self.grad_clip!r}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(
+                f"trainer.precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"
+            )
+        for name in ("channels_last", "compile", "pin_memory", "progress"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"trainer.{name} must be true or false")
+
+
+@dataclass
+class Preset:
+    """A named preset (``experiment=...``, ``debug=...``), recorded in the run's config."""
+
+    name: str
+    summary: str = ""
+
+
+def _positive_int(value: Any, name: str, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def face_encoder_name(cfg: Any) -> str:
+    """The ``face_encoder=<name>`` choice (from Hydra, else from the target class)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if HydraConfig.initialized():
+        name = HydraConfig.get().runtime.choices.get("face_encoder")
+        if name:
+            return str(name)
+    from hydra.utils import get_class
+
+    from speech2face.models import FACE_ENCODERS
+
+    cls = get_class(str(cfg.face_encoder._target_))
+    for name, known in FACE_ENCODERS.items():
+        if known is cls:
+            return name
+    return cls.__name__
+
+
+def resize_faces(
+    images: Tensor,  # (B, 3, 224, 224) floats in [0, 1]
+    landmarks: Tensor,  # (B, K, 2) pixels in the 224 crop
+    size: int,
+) -> tuple[Tensor, Tensor]:
+    """Crops and landmarks at the decoder's ``size`` (pixel centres keep their meaning)."""
+    if images.shape[-1] == size:
+        return images, landmarks
+    scale = size / images.shape[-1]
+    images = F.interpolate(images, size=(size, size), mode="area")
+    return images, (landmarks + 0.5) * scale - 0.5
+
+
+def _float_images(batch: dict[str, Any], device: torch.device) -> Tensor:
+    return batch["image"].to(device, non_blocking=True).float().div_(255.0)  # (B, 3, 224, 224)
+
+
+def _terms(values: dict[str, Tensor], prefix: str = "loss/") -> dict[str, float]:
+    return {f"{prefix}{name}": float(value.detach()) for name, value in values.items()}
+
+
+# --------------------------------------------------------------------------- tasks
+
+
+class DecoderTask:
+    """Train the face decoder on crops, landmarks and features."""
+
+    name = "decoder"
+    kind = "face_decoder"
+    with_image = True
+    with_landmarks = True
+    require_audio = False
+
+    def __init__(self, trainer: Trainer) -> None:
+        self.trainer = trainer
+        cfg = trainer.cfg
+        from hydra.utils import get_class, instantiate
+
+        self.model: nn.Module = instantiate(cfg.model.decoder, _convert_="all")
+        if self.model.config.feature_dim != trainer.feature_dim:
+            raise ConfigError(
+                f"model.decoder.feature_dim={self.model.config.feature_dim} but "
+                f"face_encoder={trainer.encoder_name} gives {trainer.feature_dim}-D features"
+            )
+        encoder_cls = get_class(str(cfg.face_encoder._target_))
+        self.encoder = None
+        if getattr(encoder_cls, "differentiable", True):
+            self.encoder = instantiate(cfg.face_encoder).freeze()
+            self.encoder.requires_grad_(False)
+            self.encoder.to(trainer.device)
+        else:
+            trainer.log.message(
+                f"identity term off: face_encoder={trainer.encoder_name} is not differentiable"
+            )
+        self.loss = instantiate(cfg.loss.decoder)(face_encoder=self.encoder)
+
+    def prepare(self, resuming: bool) -> None:
+        """Compute the mean geometry of the training split (a resumed run has it already)."""
+        if resuming:
+            return
+        from speech2face.models import mean_geometry
+
+        trainer = self.trainer
+        limit = trainer.tcfg.mean_geometry_samples
+        dataset = trainer.dataset("train", train=False, with_image=False, with_landmarks=True)
+        points = []
+        for sample in dataset:
+            points.append(sample["landmarks"])
+            if len(points) >= limit:
+                break
+        if not points:
+            raise S2FError(f"no training sample in {trainer.cfg.data.root} to average landmarks")
+        mean = torch.from_numpy(mean_geometry(torch.stack(points)))
+        size = self.model.config.image_size
+        mean = (mean + 0.5) * (size / SHARD_CROP_SIZE) - 0.5
+        self.model.set_mean_geometry(mean)
+        trainer.log.message(f"mean geometry from {len(points)} training faces")
+
+    def step(self, model: nn.Module, batch: dict[str, Any]) -> dict[str, Tensor]:
+        device = self.trainer.device
+        size = unwrap(model).config.image_size
+        images, landmarks = resize_faces(
+            _float_images(batch, device), batch["landmarks"].to(device).float(), size
+        )
+        features = batch["feature"].to(device, non_blocking=True)  # (B, D)
+        with torch.no_grad():
+            target = unwrap(model).to_mean_geometry(images, landmarks)  # (B, 3, S, S)
+        with self.trainer.autocast():
+            output = model(features)
+        output.image, output.texture = output.image.float(), output.texture.float()
+        output.landmarks = output.landmarks.float()
+        return self.loss(output, features, target, landmarks)
+
+    @torch.no_grad()
+    def picture(self, model: nn.Module, batch: dict[str, Any]) -> list[Tensor]:
+        """Columns: the true face, the decoder on its true feature."""
+        device = self.trainer.device
+        size = model.config.image_size
+        images = F.interpolate(_float_images(batch, device), size=(size, size), mode="area")
+        return [images, model.render(batch["feature"].to(device))]
+
+
+class VoiceTask:
+    """Train the voice encoder with the Speech2Face loss against a frozen decoder."""
+
+    name = "voice"
+    kind = "voice_encoder"
+    with_image = False
+    with_landmarks = False
+    require_audio = True
+
+    def __init__(self, trainer: Trainer) -> None:
+        self.trainer = trainer
+        cfg = trainer.cfg
+        from hydra.utils import instantiate
+
+        self.decoder = build_model(trainer.decoder_entry).to(trainer.device).eval()
+        self.decoder.requires_grad_(False)
+        self.model: nn.Module = instantiate(cfg.model.voice, _convert_="all")
+        if self.model.config.out_dim != trainer.feature_dim:
+            raise ConfigError(
+                f"model.voice.out_dim={self.model.config.out_dim} but "
+                f"face_encoder={trainer.encoder_name} gives {trainer.feature_dim}-D features"
+            )
+        encoder = instantiate(cfg.face_encoder)
+        self.encoder = encoder if getattr(encoder, "has_logits", False) else None
+        if self.encoder is None:
+            trainer.log.message(
+                f"distillation off: face_encoder={trainer.encoder_name} has no classification head"
+            )
+        else:
+            self.encoder.freeze().to(trainer.device)
+        self.loss = instantiate(cfg.loss.voice)(
+            f_dec=self.decoder.fc_in,
+            f_vgg=self.encoder.logits if self.encoder is not None else None,
+        )
+
+    def prepare(self, resuming: bool) -> None:
+        pass
+
+    def spectrogram(self, batch: dict[str, Any]) -> Tensor:  # -> (B, 2, T, 257)
+        spec = spectrogram(batch["wav"].to(self.trainer.device, non_blocking=True))
+        if self.trainer.device.type == "cuda" and self.trainer.tcfg.channels_last:
+            spec = spec.contiguous(memory_format=torch.channels_last)
+        return spec
+
+    def predict(self, model: nn.Module, batch: dict[str, Any]) -> Tensor:  # -> (B, D)
+        with self.trainer.autocast():
+            return model(self.spectrogram(batch)).float()
+
+    def step(self, model: nn.Module, batch: dict[str, Any]) -> dict[str, Tensor]:
+        features = batch["feature"].to(self.trainer.device, non_blocking=True)
+        return self.loss(features, self.predict(model, batch))
+
+    @torch.no_grad()
+    def picture(self, model: nn.Module, batch: dict[str, Any]) -> list[Tensor]:
+        """Columns: true face, decoder on the true feature, decoder on the voice's prediction."""
+        device = self.trainer.device
+        size = self.decoder.config.image_size
+        images = F.interpolate(_float_images(batch, device), size=(size, size), mode="area")
+        true = self.decoder.render(batch["feature"].to(device))
+        return [images, true, self.decoder.render(self.predict(model, batch))]
+
+
+# --------------------------------------------------------------------------- trainer
+
+
+class Trainer:
+    """One training run of ``cfg.task`` on this process (one rank of a DDP job).
+
+    Everything that can be checked cheaply is checked in the constructor (shards, feature
+    widths, the decoder checkpoint, the resume checkpoint), before any model trains.
+    """
+
+    def __init__(self, cfg: Any, dist: distributed.DistInfo | None = None) -> None:
+        from hydra.utils import instantiate
+
+        self.cfg = cfg
+        self.task_name = str(cfg.task)
+        if self.task_name not in TASKS:
+            raise ConfigError(f"task must be one of {', '.join(TASKS)}, got {cfg.task!r}")
+        self.output_dir = Path(require_file_name(cfg.output_dir, "output_dir", "a directory"))
+        self.tcfg: TrainerConfig = instantiate(cfg.trainer, _convert_="all")
+        self.dist = dist or distributed.setup(self.tcfg.device)
+        self.device = self.dist.device
+        self._messages: list[str] = []
+        self.log: Any = _Deferred(self._messages, self.dist.is_main)  # a RunLogger in fit()
+        self.encoder_name = face_encoder_name(cfg)
+        self.feature_dim = int(cfg.face_encoder.dim)
+        self._check_shards()
+        self.decoder_entry: dict[str, Any] | None = None
+        if self.task_name == "voice":
+            self.decoder_entry = self._decoder_checkpoint()
+        self.resume_from = self._resume_checkpoint()
+
+        torch.manual_seed(self.tcfg.seed)
+        self.task = DecoderTask(self) if self.task_name == "decoder" else VoiceTask(self)
+        self.model = self.task.model.to(self.device)
+
+    # ---------------------------------------------------------------- checks
+
+    def dataset(self, split: str, train: bool, **kwargs: Any):
+        """A :class:`ShardDataset` of ``split`` built from ``cfg.data`` (the task's fields)."""
+        from hydra.utils import instantiate
+
+        fields = dict(
+            split=split,
+            train=train,
+            with_image=self.task.with_image,
+            with_landmarks=self.task.with_landmarks,
+            require_audio=self.task.require_audio,
+        )
+        fields.update(kwargs)
+        if not train:
+            fields.setdefault("rank", 0)
+            fields.setdefault("world_size", 1)
+        return instantiate(self.cfg.data, **fields, _convert_="all")
+
+    def _check_shards(self) -> None:
+        from hydra.utils import instantiate
+
+        root = require_file_name(self.cfg.data.root, "data.root", "an s2f-preprocess output")
+        probe = instantiate(
+            self.cfg.data, split="train", train=False, require_audio=False, rank=0, world_size=1
+        )
+        if probe.num_samples == 0:
+            raise S2FError(f"the train split of {root} is empty")
+        sample = next(iter(probe), None)
+        if sample is None:
+            raise S2FError(f"the train split of {root} holds no sample")
+        width = int(sample["feature"].shape[0])
+        if width != self.feature_dim:
+            made_by = sample["meta"].get("face_encoder")
+            by = f" ({made_by})" if made_by else ""
+            raise ConfigError(
+                f"shards in {root} hold {width}-D features{by}, but face_encoder="
+                f"{self.encoder_name} gives {self.feature_dim}-D: choose the face encoder the "
+                "shards were made with, or recompute them (s2f-preprocess action=features)"
+            )
+        needed = self.tcfg.batch_size * self.dist.world_size
+        if probe.num_samples is not None and probe.num_samples < needed:
+            raise ConfigError(
+                f"the train split of {root} holds {probe.num_samples} samples, fewer than one "
+                f"batch of {self.tcfg.batch_size} per process ({self.dist.world_size})"
+            )
+
+    def _decoder_checkpoint(self) -> dict[str, Any]:
+        from speech2face.models import read_checkpoint
+
+        path = require_file_name(self.cfg.decoder_checkpoint, "decoder_checkpoint", "a file")
+        try:
+            payload = read_checkpoint(path)
+        except S2FError as error:
+            raise ConfigError(f"decoder_checkpoint: {error}") from None
+        if payload["kind"] != "face_decoder":
+            raise ConfigError(f"decoder_checkpoint {path} holds a '{payload['kind']}'")
+        width = int(payload["config"].get("feature_dim", -1))
+        if width != self.feature_dim:
+            raise ConfigError(
+                f"decoder_checkpoint {path} takes {width}-D features, but face_encoder="
+                f"{self.encoder_name} gives {self.feature_dim}-D"
+            )
+        return {k: payload[k] for k in ("kind", "config", "state_dict")}
+
+    def _resume_checkpoint(self) -> dict[str, Any] | None:
+        resume = self.cfg.get("resume", "auto")
+        if resume is False or resume in ("never", "false"):
+            if resume_path(self.output_dir) is not None:
+                raise ConfigError(
+                    f"{self.output_dir} holds checkpoints of an earlier run: resume=auto "
+                    "continues it, or choose another output_dir"
+                )
+            return None
+        path = resume_path(self.output_dir) if resume in ("auto", True) else Path(str(resume))
+        if path is None:
+            return None
+        payload = read_training_checkpoint(path)
+        trained = payload["training"]
+        if trained["task"] != self.task_name:
+            raise ConfigError(
+                f"{path} is a task={trained['task']} checkpoint, not task={self.task_name}: "
+                "choose another output_dir"
+            )
+        return payload
+
+    # ---------------------------------------------------------------- running
+
+    def autocast(self):
+        precision = self.tcfg.precision
+        if precision == "auto":
+            precision = "bf16" if self.device.type == "cuda" else "fp32"
+        if precision == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _restore(self, optimizer, scheduler) -> tuple[int, int, int, float | None]:
+        payload = self.resume_from
+        if payload is None:
+            return 0, 0, 0, None
+        model = unwrap(self.model)
+        if payload["config"] != model_entry(model)["config"]:
+            raise ConfigError(
+                f"{self.output_dir} holds a run of another {payload['kind']} architecture: "
+                "choose another output_dir"
+            )
+        model.load_state_dict(payload["state_dict"], strict=True)
+        state = payload["training"]
+        optimizer.load_state_dict(state["optimizer"])
+        if scheduler is not None and state.get("scheduler") is not None:
+            scheduler.load_state_dict(state["scheduler"])
+        set_rng_state(state["rng"])
+        best = state.get("best")
+        return int(state["step"]), int(state["epoch"]), int(state["batch_in_epoch"]), best
+
+    def _batches(self, loader, dataset):
+        """``(batch, seconds waited)`` forever, epoch after epoch, from the saved position."""
+        while True:
+            dataset.set_epoch(self.epoch)
+            iterator = iter(loader)
+            for _ in range(self.batch_in_epoch):  # a resumed run skips what it has read
+                if next(iterator, None) is None:
+                    break
+            yielded = self.batch_in_epoch > 0
+            while True:
+                started = time.perf_counter()
+                batch = next(iterator, None)
+                if batch is None:
+                    break
+                self.batch_in_epoch += 1
+                yielded = True
+                yield batch, time.perf_counter() - started
+            if not yielded:
+                raise S2FError(
+                    f"the train split yields no full batch of {self.tcfg.batch_size} per process"
+                )
+            self.epoch += 1
+            self.batch_in_epoch = 0
+
+    def next_batch(self, batches) -> tuple[dict[str, Any], float]:
+        return next(batches)
+
+    def fit(self) -> dict[str, float]:
+        """Train to ``trainer.max_steps``; returns the last training and validation values."""
+        from hydra.utils import instantiate
+
+        from speech2face.data import build_loader
+
+        tcfg = self.tcfg
+        optimizer = instantiate(self.cfg.optim.optimizer, _convert_="all")(
+            [p for p in self.model.parameters() if p.requires_grad]
+        )
+        scheduler = None
+        if self.cfg.optim.get("scheduler") is not None:
+            scheduler = instantiate(self.cfg.optim.scheduler, _convert_="all")(optimizer)
+        self.task.prepare(resuming=self.resume_from is not None)
+        step, self.epoch, self.batch_in_epoch, self.best = self._restore(optimizer, scheduler)
+
+        logger = RunLogger(
+            self.output_dir,
+            tcfg.max_steps,
+            first_step=step,
+            enabled=self.dist.is_main,
+            progress=tcfg.progress,
+        )
+        for line in self._messages:
+            logger.message(line)
+        self.log = logger
+        if self.dist.is_main:
+            self._write_config()
+        if step:
+            logger.message(f"resuming from step {step} ({self.output_dir})")
+
+        train_set = self.dataset("train", train=True)
+        loader = build_loader(
+            train_set,
+            tcfg.batch_size,
+            num_workers=tcfg.num_workers,
+            pin_memory=tcfg.pin_memory and self.device.type == "cuda",
+        )
+        val_set = self._val_dataset()
+        picture_batch = self._picture_batch()
+
+        model: nn.Module = self.model
+        if self.device.type == "cuda" and tcfg.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        if self.dist.distributed:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            model = DistributedDataParallel(model, device_ids=ids)
+        if tcfg.compile:
+            model = torch.compile(model)
+
+        batches = self._batches(loader, train_set)
+        meter = Meter()
+        results: dict[str, float] = {}
+        model.train()
+        try:
+            while step < tcfg.max_steps:
+                optimizer.zero_grad(set_to_none=True)
+                terms_sum: dict[str, float] = {}
+                samples = 0
+                waited = 0.0
+                for micro in range(tcfg.grad_accum):
+                    batch, wait = self.next_batch(batches)
+                    waited += wait
+                    samples += len(batch["key"])
+                    last = micro == tcfg.grad_accum - 1
+                    sync = (
+                        model.no_sync()
+                        if self.dist.distributed and not last and hasattr(model, "no_sync")
+                        else contextlib.nullcontext()
+                    )
+                    with sync:
+                        terms = self.task.step(model, batch)
+                        (terms["total"] / tcfg.grad_accum).backward()
+                    for name, value in _terms(terms).items():
+                        terms_sum[name] = terms_sum.get(name, 0.0) + value / tcfg.grad_accum
+                if not torch.isfinite(torch.tensor(terms_sum["loss/total"])):
+                    raise S2FError(f"the loss is not finite at step {step + 1}: {terms_sum}")
+                if tcfg.grad_clip is not None:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), float(tcfg.grad_clip))
+                optimizer.step()
+                if scheduler is not None:
+                    scheduler.step()
+                step += 1
+                meter.add(terms_sum, samples, waited)
+
+                if step % tcfg.log_every == 0 or step == tcfg.max_steps:
+                    values = {
+                        **meter.means(),
+                        "lr": optimizer.param_groups[0]["lr"],
+                        **meter.perf(self.dist.world_size),
+                    }
+                    logger.scalars(values, step)
+                    results.update(values)
+                    meter.reset()
+                logger.advance(step, {"loss": f"{terms_sum['loss/total']:.4g}"})
+
+                if picture_batch is not None and (
+                    step % tcfg.image_every == 0 or step == tcfg.max_steps
+                ):
+                    self._pictures(picture_batch, step)
+
+                validate = step % tcfg.val_every == 0 or step == tcfg.max_steps
+                is_best = False
+                if validate and val_set is not None:
+                    values = self.validate(val_set) if self.dist.is_main else {}
+                    logger.scalars(values, step)
+                    results.update(values)
+                    metric = values.get("val/loss/total")
+                    if metric is not None and (self.best is None or metric < self.best):
+                        self.best, is_best = metric, True
+                    model.train()
+                    distributed.barrier()
+                elif validate and val_set is None and self.best is None:
+                    is_best = True  # no validation: best.pt follows the first checkpoint
+                checkpoint = step % tcfg.ckpt_every == 0 or step == tcfg.max_steps or is_best
+                if checkpoint and self.dist.is_main:
+                    self.save(step, optimizer, scheduler, is_best)
+        finally:
+            logger.close()
+        if self.dist.is_main:
+            extra = {"best": self.best} if self.best is not None else {}
+            logger.message(logger.summary(step, self.output_dir, extra))
+        return results
+
+    # ---------------------------------------------------------------- pieces
+
+    def _val_dataset(self):
+        try:
+            dataset = self.dataset("val", train=False)
+        except S2FError:
+            dataset = None
+        if dataset is None or dataset.num_samples == 0:
+            self.log.message("no val split in the shards: validation is off")
+            return None
+        return dataset
+
+    def _picture_batch(self) -> dict[str, Any] | None:
+        """A fixed batch of ``num_images`` val (else train) samples with their crops."""
+        from speech2face.data import collate
+
+        if not self.dist.is_main or self.tcfg.num_images == 0:
+            return None
+        for split in ("val", "train"):
+            try:
+                dataset = self.dataset(split, train=False, with_image=True, shuffle_buffer=0)
+            except S2FError:
+                continue
+            samples = []
+            for sample in dataset:
+                samples.append(sample)
+                if len(samples) == self.tcfg.num_images:
+                    break
+            if samples:
+                return collate(samples)
+        return None
+
+    def _pictures(self, batch: dict[str, Any], step: int) -> None:
+        model = unwrap(self.model)
+        model.eval()
+        try:
+            self.log.images(f"images/{self.task_name}", self.task.picture(model, batch), step)
+        finally:
+            model.train()
+
+    @torch.no_grad()
+    def validate(self, dataset) -> dict[str, float]:
+        """Each loss term on the val split (``val/loss/<term>``), and for the voice task the
+        recall@1/5/10 (cosine) of the true feature from the predicted one."""
+        from speech2face.data import build_loader
+        from speech2face.metrics import recall_at_k
+
+        model = unwrap(self.model)
+        model.eval()
+        loader = build_loader(
+            dataset, self.tcfg.batch_size, num_workers=0, drop_last=False, pin_memory=False
+        )
+        sums: dict[str, float] = {}
+        count = 0
+        predicted, true = [], []
+        for index, batch in enumerate(loader):
+            if self.tcfg.val_batches is not None and index >= self.tcfg.val_batches:
+                break
+            n = len(batch["key"])
+            if isinstance(self.task, VoiceTask):
+                prediction = self.task.predict(model, batch)
+                features = batch["feature"].to(self.device)
+                terms = self.task.loss(features, prediction)
+                predicted.append(prediction.cpu())
+                true.append(batch["feature"])
+            else:
+                terms = self.task.step(model, batch)
+            for name, value in _terms(terms, "val/loss/").items():
+                sums[name] = sums.get(name, 0.0) + value * n
+            count += n
+        values = {name: total / max(count, 1) for name, total in sums.items()}
+        if predicted:
+            queries, gallery = torch.cat(predicted), torch.cat(true)
+            recall = recall_at_k(queries, gallery, torch.arange(len(gallery)), ks=RECALL_KS)
+            values.update({f"val/recall@{k}": v for k, v in recall.items()})
+        return values
+
+    def _bundle(self) -> dict[str, Any]:
+        from omegaconf import OmegaConf
+
+        bundle: dict[str, Any] = {
+            "face_encoder": self.encoder_name,
+            "feature_dim": self.feature_dim,
+            "audio": {
+                "sample_rate": SAMPLE_RATE,
+                "clip_samples": int(self.cfg.data.clip_samples),
+                "win_length": WIN_LENGTH,
+                "hop_length": HOP_LENGTH,
+                "n_fft": N_FFT,
+                "power_law": POWER_LAW,
+            },
+            "config": OmegaConf.to_yaml(self.cfg),
+        }
+        if self.decoder_entry is not None:
+            bundle["decoder"] = self.decoder_entry
+        return bundle
+
+    def save(self, step: int, optimizer, scheduler, is_best: bool) -> Path:
+        payload = {
+            "format": FORMAT,
+            "version": VERSION,
+            **model_entry(self.model),
+            "training": {
+                "task": self.task_name,
+                "step": step,
+                "epoch": self.epoch,
+                "batch_in_epoch": self.batch_in_epoch,
+                "world_size": self.dist.world_size,
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                "rng": rng_state(),
+                "best": self.best,
+            },
+            "bundle": self._bundle(),
+        }
+        return save_training_checkpoint(
+            self.output_dir, payload, step, self.tcfg.keep_last, is_best
+        )
+
+    def _write_config(self) -> None:
+        from omegaconf import OmegaConf
+
+        from speech2face.fileio import write_atomic
+
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        write_atomic(self.output_dir / CONFIG_COPY, OmegaConf.to_yaml(self.cfg).encode())
+
+
+class _Deferred:
+    """Collects messages until the run's logger exists (the constructor's notes)."""
+
+    def __init__(self, store: list[str], enabled: bool) -> None:
+        self.store = store
+        self.enabled = enabled
+
+    def message(self, text: str) -> None:
+        if self.enabled:
+            self.store.append(text)
+
+
+def train(cfg: Any) -> dict[str, float]:
+    """Run ``cfg.task`` (``decoder`` or ``voice``) as configured by ``configs/train.yaml``.
+
+    Under ``torchrun`` every process calls this; rank 0 holds the output directory, logs and
+    writes checkpoints. Returns the last logged training and validation values.
+    """
+    from speech2face.runlock import hold_directory
+
+    output = require_file_name(cfg.output_dir, "output_dir", "a directory")
+    dist = distributed.setup(str(cfg.trainer.device))
+    try:
+        trainer = Trainer(cfg, dist)  # every check, before the directory is taken
+        if not dist.is_main:
+            return trainer.fit()
+        with hold_directory(output, "s2f-train"):
+            return trainer.fit()
+    finally:
+        distributed.cleanup()
