@@ -102,3 +102,11 @@ def broadcast_object(value):
         dist.broadcast_object_list(box, src=0)
         return box[0]
     return value
+
+
+def broadcast_buffers(module: torch.nn.Module) -> None:
+    """Give every rank rank 0's buffers (BatchNorm statistics, which each rank updates from
+    its own batches in the last forward pass) so that all ranks end with one model."""
+    if dist.is_available() and dist.is_initialized():
+        for buffer in module.buffers():
+            dist.broadcast(buffer.data, src=0)

@@ -596,6 +596,7 @@ class Trainer:
                     self.save(step, optimizer, scheduler, is_best)
         finally:
             logger.close()
+        distributed.broadcast_buffers(unwrap(self.model))
         if self.dist.is_main:
             extra = {"best": self.best} if self.best is not None else {}
             logger.message(logger.summary(step, self.output_dir, extra))

@@ -1,0 +1,64 @@
+"""A run killed with SIGKILL and started again continues from its last checkpoint and ends
+with exactly the weights of an uninterrupted run (CPU, fixed seed)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+import torch
+
+from speech2face.training import read_training_checkpoint
+from tests.data.conftest import s2f_command
+from tests.training.conftest import run_args, run_s2f
+
+pytestmark = pytest.mark.slow
+STEPS = 8
+
+
+def test_killed_run_resumes_to_the_same_weights(preprocessed, decoder_checkpoint, tmp_path):
+    def args(out):
+        return run_args(
+            preprocessed, out, "voice", f"decoder_checkpoint={decoder_checkpoint}",
+            f"trainer.max_steps={STEPS}", "trainer.val_every=4",
+        )  # fmt: skip
+
+    reference, killed = tmp_path / "reference", tmp_path / "killed"
+    result = run_s2f("train", *args(reference))
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    process = subprocess.Popen(
+        [*s2f_command("train"), *args(killed)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    first = killed / "checkpoints" / "step-00000002.pt"
+    deadline = time.monotonic() + 120
+    while not first.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert first.exists(), "the run ended before its first checkpoint"
+    assert not (killed / "checkpoints" / f"step-{STEPS:08d}.pt").exists(), "killed too late"
+
+    result = run_s2f("train", *args(killed))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "resuming from step" in result.stderr
+
+    want = read_training_checkpoint(reference / "checkpoints" / "last.pt")
+    got = read_training_checkpoint(killed / "checkpoints" / "last.pt")
+    assert got["training"]["step"] == want["training"]["step"] == STEPS
+    assert (got["training"]["epoch"], got["training"]["batch_in_epoch"]) == (
+        want["training"]["epoch"],
+        want["training"]["batch_in_epoch"],
+    )
+    assert want["state_dict"].keys() == got["state_dict"].keys()
+    for name, tensor in want["state_dict"].items():
+        assert torch.equal(tensor, got["state_dict"][name]), name
+    for index, state in want["training"]["optimizer"]["state"].items():
+        for key, value in state.items():
+            assert torch.equal(value, got["training"]["optimizer"]["state"][index][key])
