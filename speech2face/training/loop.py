@@ -115,6 +115,24 @@ def _positive_int(value: Any, name: str, minimum: int = 1) -> int:
 # --------------------------------------------------------------------------- helpers
 
 
+def build(node: Any, **kwargs: Any) -> Any:
+    """``hydra.utils.instantiate(node, **kwargs)``, with the library's own one-line errors
+    (:class:`S2FError`) raised as themselves rather than wrapped by Hydra."""
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate
+
+    kwargs.setdefault("_convert_", "all")
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as error:
+        cause = error.__cause__
+        while cause is not None and not isinstance(cause, S2FError):
+            cause = cause.__cause__
+        if cause is not None:
+            raise cause from None
+        raise
+
+
 def face_encoder_name(cfg: Any) -> str:
     """The ``face_encoder=<name>`` choice (from Hydra, else from the target class)."""
     from hydra.core.hydra_config import HydraConfig
@@ -170,9 +188,9 @@ class DecoderTask:
     def __init__(self, trainer: Trainer) -> None:
         self.trainer = trainer
         cfg = trainer.cfg
-        from hydra.utils import get_class, instantiate
+        from hydra.utils import get_class
 
-        self.model: nn.Module = instantiate(cfg.model.decoder, _convert_="all")
+        self.model: nn.Module = build(cfg.model.decoder)
         if self.model.config.feature_dim != trainer.feature_dim:
             raise ConfigError(
                 f"model.decoder.feature_dim={self.model.config.feature_dim} but "
@@ -181,14 +199,14 @@ class DecoderTask:
         encoder_cls = get_class(str(cfg.face_encoder._target_))
         self.encoder = None
         if getattr(encoder_cls, "differentiable", True):
-            self.encoder = instantiate(cfg.face_encoder).freeze()
+            self.encoder = build(cfg.face_encoder).freeze()
             self.encoder.requires_grad_(False)
             self.encoder.to(trainer.device)
         else:
             trainer.log.message(
                 f"identity term off: face_encoder={trainer.encoder_name} is not differentiable"
             )
-        self.loss = instantiate(cfg.loss.decoder)(face_encoder=self.encoder)
+        self.loss = build(cfg.loss.decoder)(face_encoder=self.encoder)
 
     def prepare(self, resuming: bool) -> None:
         """Compute the mean geometry of the training split (a resumed run has it already)."""
@@ -248,17 +266,16 @@ class VoiceTask:
     def __init__(self, trainer: Trainer) -> None:
         self.trainer = trainer
         cfg = trainer.cfg
-        from hydra.utils import instantiate
 
         self.decoder = build_model(trainer.decoder_entry).to(trainer.device).eval()
         self.decoder.requires_grad_(False)
-        self.model: nn.Module = instantiate(cfg.model.voice, _convert_="all")
+        self.model: nn.Module = build(cfg.model.voice)
         if self.model.config.out_dim != trainer.feature_dim:
             raise ConfigError(
                 f"model.voice.out_dim={self.model.config.out_dim} but "
                 f"face_encoder={trainer.encoder_name} gives {trainer.feature_dim}-D features"
             )
-        encoder = instantiate(cfg.face_encoder)
+        encoder = build(cfg.face_encoder)
         self.encoder = encoder if getattr(encoder, "has_logits", False) else None
         if self.encoder is None:
             trainer.log.message(
@@ -266,7 +283,7 @@ class VoiceTask:
             )
         else:
             self.encoder.freeze().to(trainer.device)
-        self.loss = instantiate(cfg.loss.voice)(
+        self.loss = build(cfg.loss.voice)(
             f_dec=self.decoder.fc_in,
             f_vgg=self.encoder.logits if self.encoder is not None else None,
         )
@@ -309,14 +326,13 @@ class Trainer:
     """
 
     def __init__(self, cfg: Any, dist: distributed.DistInfo | None = None) -> None:
-        from hydra.utils import instantiate
 
         self.cfg = cfg
         self.task_name = str(cfg.task)
         if self.task_name not in TASKS:
             raise ConfigError(f"task must be one of {', '.join(TASKS)}, got {cfg.task!r}")
         self.output_dir = Path(require_file_name(cfg.output_dir, "output_dir", "a directory"))
-        self.tcfg: TrainerConfig = instantiate(cfg.trainer, _convert_="all")
+        self.tcfg: TrainerConfig = build(cfg.trainer)
         self.dist = dist or distributed.setup(self.tcfg.device)
         self.device = self.dist.device
         self._messages: list[str] = []
@@ -337,7 +353,6 @@ class Trainer:
 
     def dataset(self, split: str, train: bool, **kwargs: Any):
         """A :class:`ShardDataset` of ``split`` built from ``cfg.data`` (the task's fields)."""
-        from hydra.utils import instantiate
 
         fields = dict(
             split=split,
@@ -350,13 +365,12 @@ class Trainer:
         if not train:
             fields.setdefault("rank", 0)
             fields.setdefault("world_size", 1)
-        return instantiate(self.cfg.data, **fields, _convert_="all")
+        return build(self.cfg.data, **fields)
 
     def _check_shards(self) -> None:
-        from hydra.utils import instantiate
 
         root = require_file_name(self.cfg.data.root, "data.root", "an s2f-preprocess output")
-        probe = instantiate(
+        probe = build(
             self.cfg.data, split="train", train=False, require_audio=False, rank=0, world_size=1
         )
         if probe.num_samples == 0:
@@ -477,17 +491,16 @@ class Trainer:
 
     def fit(self) -> dict[str, float]:
         """Train to ``trainer.max_steps``; returns the last training and validation values."""
-        from hydra.utils import instantiate
 
         from speech2face.data import build_loader
 
         tcfg = self.tcfg
-        optimizer = instantiate(self.cfg.optim.optimizer, _convert_="all")(
+        optimizer = build(self.cfg.optim.optimizer)(
             [p for p in self.model.parameters() if p.requires_grad]
         )
         scheduler = None
         if self.cfg.optim.get("scheduler") is not None:
-            scheduler = instantiate(self.cfg.optim.scheduler, _convert_="all")(optimizer)
+            scheduler = build(self.cfg.optim.scheduler)(optimizer)
         self.task.prepare(resuming=self.resume_from is not None)
         step, self.epoch, self.batch_in_epoch, self.best = self._restore(optimizer, scheduler)
 

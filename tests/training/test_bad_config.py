@@ -1,0 +1,79 @@
+"""Bad configurations are refused in one line, before any training."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import torch
+
+from speech2face.config import compose
+from speech2face.errors import S2FError
+from speech2face.training import Trainer
+from tests.training.conftest import run_args, run_s2f
+
+
+def refused(overrides: list[str]) -> str:
+    with pytest.raises(S2FError) as caught:
+        Trainer(compose("train", overrides))
+    message = str(caught.value)
+    assert "\n" not in message
+    return message
+
+
+def test_missing_shards(tmp_path):
+    message = refused(run_args(tmp_path / "nowhere", tmp_path / "run", "decoder"))
+    assert "no shards found" in message
+    assert not (tmp_path / "run").exists()
+
+
+def test_empty_train_split(tmp_path):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "shards.json").write_text('{"train": [], "val": []}')
+    assert "no shards found" in refused(run_args(tmp_path / "out", tmp_path / "run", "decoder"))
+
+
+def test_feature_width_of_shards(preprocessed, tmp_path):
+    overrides = run_args(preprocessed, tmp_path / "run", "decoder", "face_encoder=facenet")
+    message = refused(overrides)
+    assert "128-D features" in message and "512-D" in message
+
+
+def test_decoder_checkpoint_of_another_width(preprocessed, tmp_path):
+    from speech2face.models import FaceDecoder, save_checkpoint
+
+    other = save_checkpoint(FaceDecoder(feature_dim=64, texture_channels=8, min_channels=8),
+                            tmp_path / "dec64.pt")  # fmt: skip
+    message = refused(
+        run_args(preprocessed, tmp_path / "run", "voice", f"decoder_checkpoint={other}")
+    )
+    assert "64-D features" in message
+
+
+def test_decoder_checkpoint_not_ours(preprocessed, tmp_path):
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"weights": torch.zeros(3)}, foreign)
+    message = refused(
+        run_args(preprocessed, tmp_path / "run", "voice", f"decoder_checkpoint={foreign}")
+    )
+    assert "not a speech2face model checkpoint" in message
+
+
+def test_missing_decoder_checkpoint_through_the_command(preprocessed, tmp_path):
+    result = run_s2f("train", *run_args(preprocessed, tmp_path / "run", "voice"))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "decoder_checkpoint" in lines[0], result.stderr
+
+
+def test_empty_val_split_is_said_once(preprocessed, decoder_checkpoint, tmp_path):
+    data = tmp_path / "out"
+    shutil.copytree(preprocessed, data)
+    index = (data / "shards.json").read_text()
+    (data / "shards.json").write_text(index.replace('"val"', '"unused"'))
+    result = run_s2f("train", *run_args(data, tmp_path / "run", "voice",
+                                        f"decoder_checkpoint={decoder_checkpoint}",
+                                        "trainer.max_steps=2"))  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stderr.count("no val split") == 1
+    assert (tmp_path / "run" / "checkpoints" / "best.pt").is_file()
