@@ -77,6 +77,13 @@ def test_group_option_composes_and_instantiates(group, option):
     else:
         cfg = compose(root, [f"{group.replace('/', '.')}={option}"])
     found: list[str] = []
+    text = (CONFIGS / group / f"{option}.yaml").read_text()
+    if root is not None and text.lstrip().startswith("# @package _global_"):
+        # A preset (experiment=, debug=) edits the whole config: it must change something,
+        # and everything it may have swapped in must still build.
+        assert cfg != compose(root), f"{group}/{option} changes nothing"
+        instantiate_targets(cfg, found)
+        return
     instantiate_targets(cfg[group.split("/")[0]] if root else cfg, found)
     assert found, f"{group}/{option} builds nothing"
 

@@ -13,12 +13,11 @@ from speech2face.training.checkpoint import (
     load_bundle,
     read_training_checkpoint,
 )
-from speech2face.training.loop import TASKS, Preset, Trainer, TrainerConfig, train
+from speech2face.training.loop import TASKS, Trainer, TrainerConfig, train
 
 __all__ = [
     "TASKS",
     "Bundle",
-    "Preset",
     "Trainer",
     "TrainerConfig",
     "TrainingCheckpointError",

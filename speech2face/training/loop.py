@@ -98,14 +98,6 @@ class TrainerConfig:
                 raise ConfigError(f"trainer.{name} must be true or false")
 
 
-@dataclass
-class Preset:
-    """A named preset (``experiment=...``, ``debug=...``), recorded in the run's config."""
-
-    name: str
-    summary: str = ""
-
-
 def _positive_int(value: Any, name: str, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
