@@ -25,7 +25,7 @@ that agree to float32 precision may order either way).
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 import numpy as np
 import torch
@@ -129,6 +129,44 @@ def retrieval_ranks(
         # The true item counts itself (true >= true): that is the 1 of the 1-based rank.
         ranks[rows] = (s >= true).sum(1).cpu()
     return ranks
+
+
+def nearest(
+    queries: ArrayLike,  # (N, D) predicted features
+    gallery: ArrayLike,  # (M, D) true features
+    metric: Metric = "cosine",
+) -> Tensor:  # (N,) int64, on the CPU
+    """Index of the gallery item nearest each query (the first of equally near ones)."""
+    q, g = _prepare(queries, gallery, metric)
+    g_sq = g.square().sum(1) if metric == "l2" else None
+    found = torch.empty(q.shape[0], dtype=torch.long)
+    for rows in _chunks(q.shape[0], g.shape[0]):
+        found[rows] = _scores(q[rows], g, g_sq, metric).argmax(1).cpu()
+    return found
+
+
+def nearest_label_agreement(
+    queries: ArrayLike,  # (N, D) predicted features
+    gallery: ArrayLike,  # (M, D) true features
+    query_labels: Sequence[Any],  # (N,) e.g. the speaker's gender; None: unknown
+    gallery_labels: Sequence[Any],  # (M,) the label of each gallery face
+    metric: Metric = "cosine",
+) -> tuple[float, int]:
+    """Share of queries whose nearest gallery face carries the query's label (the paper's
+    attribute agreement, with the nearest true face standing in for a portrait), and how
+    many queries counted: those whose label and whose nearest face's label are known."""
+    if len(query_labels) != as_features(queries, "queries").shape[0]:
+        raise MetricError("one label per query is needed")
+    if len(gallery_labels) != as_features(gallery, "gallery").shape[0]:
+        raise MetricError("one label per gallery item is needed")
+    hits = counted = 0
+    for label, index in zip(query_labels, nearest(queries, gallery, metric).tolist(), strict=True):
+        other = gallery_labels[index]
+        if label is None or other is None:
+            continue
+        counted += 1
+        hits += label == other
+    return (hits / counted if counted else float("nan")), counted
 
 
 def recall_from_ranks(

@@ -290,3 +290,27 @@ def test_cuda_features_give_the_cpu_ranks(metric):
     )
     args = (targets, 10, metric, 1, 2, labels)
     torch.testing.assert_close(pooled_ranks(q, g, *args), pooled_ranks(queries, gallery, *args))
+
+
+def test_nearest_matches_a_brute_force_argmin():
+    from scipy.spatial.distance import cdist
+
+    from speech2face.metrics import nearest
+
+    rng = np.random.default_rng(5)
+    queries, gallery = rng.normal(size=(40, 8)), rng.normal(size=(30, 8))
+    for metric, name in (("cosine", "cosine"), ("l2", "euclidean"), ("l1", "cityblock")):
+        expected = cdist(queries, gallery, name).argmin(1)
+        np.testing.assert_array_equal(nearest(queries, gallery, metric).numpy(), expected)
+
+
+def test_nearest_label_agreement_counts_known_labels_only():
+    from speech2face.metrics import MetricError, nearest_label_agreement
+
+    gallery = np.eye(4)
+    queries = np.array([[1, 0.1, 0, 0], [0, 1, 0.2, 0], [0, 0, 1, 0], [0, 0, 0.1, 1]])
+    labels = ["f", "m", None, "m"]
+    share, counted = nearest_label_agreement(queries, gallery, ["f", "f", "m", "m"], labels)
+    assert counted == 3 and share == pytest.approx(2 / 3)  # query 2's nearest face is unknown
+    with pytest.raises(MetricError):
+        nearest_label_agreement(queries, gallery, ["f"], labels)
