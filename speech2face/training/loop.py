@@ -199,6 +199,16 @@ class DecoderTask:
                 f"identity term off: face_encoder={trainer.encoder_name} is not differentiable"
             )
         self.loss = build(cfg.loss.decoder)(face_encoder=self.encoder)
+        self._judge: nn.Module | None = self.encoder
+
+    def judge(self) -> nn.Module:
+        """The face encoder that re-encodes portraits in validation (built on first use)."""
+        if self._judge is None:
+            self._judge = build(self.trainer.cfg.face_encoder)
+            if hasattr(self._judge, "freeze"):
+                self._judge.freeze()
+            self._judge.to(self.trainer.device)
+        return self._judge
 
     def prepare(self, resuming: bool) -> None:
         """Compute the mean geometry of the training split (a resumed run has it already)."""
@@ -245,6 +255,12 @@ class DecoderTask:
         images = F.interpolate(_float_images(batch, device), size=(size, size), mode="area")
         return [images, model.render(batch["feature"].to(device))]
 
+    @torch.no_grad()
+    def reencode(self, model: nn.Module, batch: dict[str, Any]) -> Tensor:  # -> (B, D)
+        """The face encoder's feature of the portrait drawn from each true feature."""
+        portraits = unwrap(model).render(batch["feature"].to(self.trainer.device))
+        return self.judge()(portraits)
+
 
 class VoiceTask:
     """Train the voice encoder with the Speech2Face loss against a frozen decoder."""
@@ -281,7 +297,18 @@ class VoiceTask:
         )
 
     def prepare(self, resuming: bool) -> None:
-        pass
+        """The mean training feature: the "mean face" every voice would get from a model that
+        learnt nothing from the voice (validation's baseline)."""
+        trainer = self.trainer
+        limit = trainer.tcfg.mean_geometry_samples
+        total, count = None, 0
+        for sample in trainer.dataset("train", train=False):
+            feature = sample["feature"].double()
+            total = feature if total is None else total + feature
+            count += 1
+            if count >= limit:
+                break
+        self.mean_feature = None if total is None else (total / count).float()  # (D,)
 
     def spectrogram(self, batch: dict[str, Any]) -> Tensor:  # -> (B, 2, T, 257)
         spec = spectrogram(batch["wav"].to(self.trainer.device, non_blocking=True))
@@ -649,10 +676,9 @@ class Trainer:
 
     @torch.no_grad()
     def validate(self, dataset) -> dict[str, float]:
-        """Each loss term on the val split (``val/loss/<term>``), and for the voice task the
-        recall@1/5/10 (cosine) of the true feature from the predicted one."""
+        """Each loss term on the val split (``val/loss/<term>``), and the held-out figures of
+        :meth:`_held_out`."""
         from speech2face.data import build_loader
-        from speech2face.metrics import recall_at_k
 
         model = unwrap(self.model)
         model.eval()
@@ -661,7 +687,7 @@ class Trainer:
         )
         sums: dict[str, float] = {}
         count = 0
-        predicted, true = [], []
+        predicted, true, genders = [], [], []
         for index, batch in enumerate(loader):
             if self.tcfg.val_batches is not None and index >= self.tcfg.val_batches:
                 break
@@ -670,18 +696,51 @@ class Trainer:
                 prediction = self.task.predict(model, batch)
                 features = batch["feature"].to(self.device)
                 terms = self.task.loss(features, prediction)
-                predicted.append(prediction.cpu())
-                true.append(batch["feature"])
             else:
                 terms = self.task.step(model, batch)
+                prediction = self.task.reencode(model, batch)  # portraits, re-encoded
+            predicted.append(prediction.float().cpu())
+            true.append(batch["feature"].float())
+            genders += [(meta.get("labels") or {}).get("gender") for meta in batch["meta"]]
             for name, value in _terms(terms, "val/loss/").items():
                 sums[name] = sums.get(name, 0.0) + value * n
             count += n
         values = {name: total / max(count, 1) for name, total in sums.items()}
         if predicted:
-            queries, gallery = torch.cat(predicted), torch.cat(true)
-            recall = recall_at_k(queries, gallery, torch.arange(len(gallery)), ks=RECALL_KS)
-            values.update({f"val/recall@{k}": v for k, v in recall.items()})
+            values.update(self._held_out(torch.cat(predicted), torch.cat(true), genders))
+        return values
+
+    def _held_out(self, predicted: Tensor, true: Tensor, genders: list) -> dict[str, float]:
+        """Figures on the val speakers, each beside its floor.
+
+        voice: recall@K (cosine) of each voice's own face among the split's faces, beside
+        chance (K / faces); the gender of the face nearest the prediction against the voice's
+        (when the shards carry labels), beside the "mean face" baseline (the mean training
+        feature predicted for every voice). decoder: the portrait of each true feature,
+        re-encoded by the face encoder, finds its own face at rank 1 (recall@1), beside chance.
+        """
+        from speech2face.metrics import nearest_label_agreement, recall_at_k
+
+        pool = len(true)
+        targets = torch.arange(pool)
+        values: dict[str, float] = {}
+        if isinstance(self.task, DecoderTask):
+            recall = recall_at_k(predicted, true, targets, ks=(1,))
+            values["val/portrait_recall@1"] = recall[1]
+            values["val/portrait_chance@1"] = 1 / pool
+            return values
+        recall = recall_at_k(predicted, true, targets, ks=RECALL_KS)
+        for k in RECALL_KS:
+            values[f"val/recall@{k}"] = recall[k]
+            values[f"val/chance@{k}"] = min(k / pool, 1.0)
+        if any(g is not None for g in genders):
+            share, _ = nearest_label_agreement(predicted, true, genders, genders)
+            values["val/gender_agreement"] = share
+            mean = self.task.mean_feature
+            if mean is not None:
+                baseline = mean.expand(pool, -1)
+                share, _ = nearest_label_agreement(baseline, true, genders, genders)
+                values["val/gender_agreement_mean_face"] = share
         return values
 
     def _bundle(self) -> dict[str, Any]:
