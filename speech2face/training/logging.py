@@ -9,9 +9,11 @@ decoder on the voice's prediction. Only rank 0 writes; other ranks get a silent 
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -140,7 +142,17 @@ class Meter:
         self.count = 0
         self.samples = 0
         self.wait = 0.0
+        self.paused = 0.0  # seconds of validation, checkpoints and images: not training
         self.started = time.perf_counter()
+
+    @contextlib.contextmanager
+    def pause(self) -> Iterator[None]:
+        """Leave the time spent inside out of the throughput and the data-wait share."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.paused += time.perf_counter() - start
 
     def add(self, terms: dict[str, float], samples: int, wait: float) -> None:
         for name, value in terms.items():
@@ -153,7 +165,7 @@ class Meter:
         return {name: total / max(self.count, 1) for name, total in self.sums.items()}
 
     def perf(self, world_size: int = 1) -> dict[str, float]:
-        elapsed = max(time.perf_counter() - self.started, 1e-9)
+        elapsed = max(time.perf_counter() - self.started - self.paused, 1e-9)
         return {
             "perf/samples_per_s": self.samples * world_size / elapsed,
             "perf/data_wait_share": min(self.wait / elapsed, 1.0),

@@ -605,27 +605,28 @@ class Trainer:
                     meter.reset()
                 logger.advance(step, {"loss": f"{terms_sum['loss/total']:.4g}"})
 
-                if picture_batch is not None and (
-                    step % tcfg.image_every == 0 or step == tcfg.max_steps
-                ):
-                    self._pictures(picture_batch, step)
+                with meter.pause():  # not training: out of samples/s and the wait share
+                    if picture_batch is not None and (
+                        step % tcfg.image_every == 0 or step == tcfg.max_steps
+                    ):
+                        self._pictures(picture_batch, step)
 
-                validate = step % tcfg.val_every == 0 or step == tcfg.max_steps
-                is_best = False
-                if validate and val_set is not None:
-                    values = self.validate(val_set) if self.dist.is_main else {}
-                    logger.scalars(values, step)
-                    results.update(values)
-                    metric = values.get("val/loss/total")
-                    if metric is not None and (self.best is None or metric < self.best):
-                        self.best, is_best = metric, True
-                    model.train()
-                    distributed.barrier()
-                elif validate and val_set is None and self.best is None:
-                    is_best = True  # no validation: best.pt follows the first checkpoint
-                checkpoint = step % tcfg.ckpt_every == 0 or step == tcfg.max_steps or is_best
-                if checkpoint and self.dist.is_main:
-                    self.save(step, optimizer, scheduler, is_best)
+                    validate = step % tcfg.val_every == 0 or step == tcfg.max_steps
+                    is_best = False
+                    if validate and val_set is not None:
+                        values = self.validate(val_set) if self.dist.is_main else {}
+                        logger.scalars(values, step)
+                        results.update(values)
+                        metric = values.get("val/loss/total")
+                        if metric is not None and (self.best is None or metric < self.best):
+                            self.best, is_best = metric, True
+                        model.train()
+                        distributed.barrier()
+                    elif validate and val_set is None and self.best is None:
+                        is_best = True  # no validation: best.pt follows the first checkpoint
+                    checkpoint = step % tcfg.ckpt_every == 0 or step == tcfg.max_steps or is_best
+                    if checkpoint and self.dist.is_main:
+                        self.save(step, optimizer, scheduler, is_best)
         finally:
             logger.close()
         distributed.broadcast_buffers(unwrap(self.model))
