@@ -23,7 +23,7 @@ MIN_DETECTION_RATE = 0.9  # share of sampled frames in which MTCNN finds the spe
 
 def test_same_seed_same_files(tmp_path):
     a = make_corpus(tmp_path / "a", num_speakers=2, clips_per_speaker=1, seed=3)
-    b = make_corpus(tmp_path / "b", num_speakers=2, clips_per_speaker=1, seed=3)
+    b = make_corpus(tmp_path / "b", num_speakers=2, clips_per_speaker=1, seed=3, workers=2)
     c = make_corpus(tmp_path / "c", num_speakers=2, clips_per_speaker=1, seed=4)
     assert a.read_bytes() == b.read_bytes() != c.read_bytes()
     assert (a.parent / "labels.csv").read_bytes() == (b.parent / "labels.csv").read_bytes()
