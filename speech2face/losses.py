@@ -143,6 +143,58 @@ class Speech2FaceLoss(nn.Module):
         )
 
 
+class CentredCosineLoss(nn.Module):
+    """``1 - cos(v_s - mu, v_f - mu)``: the angle between voice and face features measured
+    from the mean training face feature ``mu``.
+
+    Face features of every face share a large common part, so plain distances between
+    them are dominated by it, and a voice encoder learns little more than the mean face
+    from Eq. 1's decoder L1 or an MSE. Measured from the mean, the loss asks only for
+    the direction in which a face differs from the average one, the part that carries
+    identity, gender and age. Not the paper's loss; see ``configs/loss/centred_cosine.yaml``.
+
+    ``mu`` is a buffer: set it with :meth:`set_mean` (the trainer does, from the training
+    split) before the first call.
+    """
+
+    def __init__(self, feature_dim: int) -> None:
+        super().__init__()
+        if feature_dim < 1:
+            raise LossError(f"feature_dim must be positive, got {feature_dim}")
+        self.register_buffer("mean", torch.zeros(feature_dim))
+        self.register_buffer("mean_set", torch.zeros((), dtype=torch.bool))
+
+    def set_mean(self, mean: Tensor) -> None:  # mean: (D,)
+        if mean.shape != self.mean.shape:
+            raise LossError(f"mean feature must be ({self.mean.numel()},), got {tuple(mean.shape)}")
+        self.mean.copy_(mean.detach().to(self.mean))
+        self.mean_set.fill_(True)
+
+    def forward(
+        self,
+        v_face: Tensor,  # (B, D) true face features (targets)
+        v_voice: Tensor,  # (B, D) voice encoder outputs
+    ) -> dict[str, Tensor]:
+        if (
+            v_face.shape != v_voice.shape
+            or v_face.ndim != 2
+            or v_face.shape[1] != self.mean.numel()
+        ):
+            raise LossError(
+                f"features must both be (B, {self.mean.numel()}), got {tuple(v_face.shape)} and "
+                f"{tuple(v_voice.shape)}"
+            )
+        if not bool(self.mean_set):
+            raise LossError("CentredCosineLoss needs the mean training feature: call set_mean")
+        mean = self.mean.to(v_voice.dtype)
+        cosine = F.cosine_similarity(v_voice - mean, v_face.detach() - mean, dim=1, eps=NORM_EPS)
+        centred = (1.0 - cosine).mean()
+        return {"total": centred, "centred_cosine": centred}
+
+    def extra_repr(self) -> str:
+        return f"feature_dim={self.mean.numel()}"
+
+
 class FaceDecoderLoss(nn.Module):
     """Training loss of the face decoder (Cole et al. 2017).
 
@@ -186,6 +238,12 @@ class FaceDecoderLoss(nn.Module):
     def face_encoder(self) -> nn.Module | None:
         return self._encoder[0]
 
+    @property
+    def needs_image(self) -> bool:
+        """Whether the loss reads the warped portrait (a weighted identity term); without
+        it the decoder may skip its warp (``warp=False``) and the identity term is left out."""
+        return self.face_encoder is not None and self.identity_weight != 0
+
     def forward(
         self,
         output: DecoderOutput,  # image, texture (B, 3, 224, 224); landmarks (B, K, 2)
@@ -193,13 +251,15 @@ class FaceDecoderLoss(nn.Module):
         target_texture: Tensor,  # (B, 3, 224, 224) true face in the mean geometry
         target_landmarks: Tensor,  # (B, K, 2) true landmarks, pixels
     ) -> dict[str, Tensor]:
-        size = output.image.shape[-1]
+        size = output.texture.shape[-1]
         texture_l1 = (output.texture - target_texture).abs().mean()
         landmark_mse = ((output.landmarks - target_landmarks) / size).pow(2).mean()
         total = self.texture_weight * texture_l1 + self.landmark_weight * landmark_mse
         terms = {"texture_l1": texture_l1, "landmark_mse": landmark_mse}
         encoder = self.face_encoder
-        if encoder is not None:
+        if encoder is not None and (output.image is not None or self.needs_image):
+            if output.image is None:
+                raise LossError("the identity term needs the portrait: decoder(..., warp=True)")
             with torch.set_grad_enabled(torch.is_grad_enabled() and self.identity_weight != 0):
                 rendered = encoder(output.image)  # (B, D)
                 identity = 1.0 - F.cosine_similarity(rendered, features.detach(), dim=1).mean()

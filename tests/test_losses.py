@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from speech2face.losses import FaceDecoderLoss, LossError, Speech2FaceLoss
+from speech2face.losses import CentredCosineLoss, FaceDecoderLoss, LossError, Speech2FaceLoss
 from speech2face.models import DecoderOutput, FaceDecoder, build_face_encoder
 
 V_FACE = [[1.0, 0.0, 2.0], [0.0, -1.0, 1.0]]
@@ -159,3 +160,52 @@ def test_face_decoder_loss_identity_term_trains_the_decoder():
     out = decoder_128(torch.randn(1, 128))
     logged = dlib_loss(out, torch.randn(1, 128), out.texture.detach(), out.landmarks.detach())
     assert "identity" in logged and logged["total"].item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_decoder_without_warp_gives_the_same_texture_and_landmark_terms():
+    torch.manual_seed(0)
+    decoder = FaceDecoder(16, landmark_hidden=[8], texture_channels=16, min_channels=8)
+    features = torch.randn(2, 16)
+    target = torch.rand(2, 3, 224, 224)
+    landmarks = decoder.mean_landmarks.expand(2, -1, -1) + 2.0
+    loss = FaceDecoderLoss(None)
+    assert not loss.needs_image
+    full, fast = decoder(features), decoder(features, warp=False)
+    assert fast.image is None and torch.equal(full.texture, fast.texture)
+    a, b = loss(full, features, target, landmarks), loss(fast, features, target, landmarks)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    identity = FaceDecoderLoss(build_face_encoder("facenet"), identity_weight=1.0)
+    assert identity.needs_image
+    with pytest.raises(LossError, match="warp=True"):
+        identity(fast, features, target, landmarks)
+
+
+def test_centred_cosine_against_numpy():
+    rng = np.random.default_rng(0)
+    face, voice, mean = rng.normal(size=(4, 6)), rng.normal(size=(4, 6)), rng.normal(size=6)
+    loss = CentredCosineLoss(6)
+    with pytest.raises(LossError, match="set_mean"):
+        loss(torch.tensor(face), torch.tensor(voice))
+    loss.set_mean(torch.tensor(mean))
+    a, b = voice - mean, face - mean
+    cosine = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+    terms = loss(torch.tensor(face), torch.tensor(voice))
+    assert terms["total"].item() == pytest.approx(float((1 - cosine).mean()), rel=1e-6)
+    assert terms["centred_cosine"] is terms["total"]
+    # the mean goes with the state dict (a resumed or loaded loss keeps its centre)
+    again = CentredCosineLoss(6)
+    again.load_state_dict(loss.state_dict())
+    assert again(torch.tensor(face), torch.tensor(voice))["total"].item() == pytest.approx(
+        terms["total"].item()
+    )
+    # scale-free around the mean; gradient reaches the voice, not the face
+    v = torch.tensor(voice, requires_grad=True)
+    f = torch.tensor(face, requires_grad=True)
+    scaled = torch.tensor(mean) + 3.0 * (v - torch.tensor(mean))
+    loss(f, scaled)["total"].backward()
+    assert loss(torch.tensor(face), scaled.detach())["total"].item() == pytest.approx(
+        terms["total"].item()
+    )
+    assert v.grad.abs().sum() > 0 and f.grad is None
+    with pytest.raises(LossError, match=r"\(B, 6\)"):
+        loss(torch.zeros(2, 5), torch.zeros(2, 5))

@@ -91,12 +91,13 @@ class DecoderOutput:
     """What :meth:`FaceDecoder.forward` returns.
 
     Attributes:
-        image: ``(B, 3, H, W)`` portrait in [0, 1] (texture warped to the landmarks).
+        image: ``(B, 3, H, W)`` portrait in [0, 1] (texture warped to the landmarks), or
+            ``None`` from ``forward(..., warp=False)``.
         texture: ``(B, 3, H, W)`` texture in the mean geometry, in [0, 1].
         landmarks: ``(B, K, 2)`` predicted (x, y) pixel coordinates in the portrait.
     """
 
-    image: Tensor
+    image: Tensor | None
     texture: Tensor
     landmarks: Tensor
 
@@ -212,7 +213,16 @@ class FaceDecoder(nn.Module):
         """The first layer (``f_dec`` of the Speech2Face loss), before its ReLU."""
         return self.fc_in(features)
 
-    def forward(self, features: Tensor) -> DecoderOutput:  # features: (B, feature_dim)
+    def forward(
+        self,
+        features: Tensor,  # (B, feature_dim)
+        warp: bool = True,
+    ) -> DecoderOutput:
+        """Texture, landmarks and, with ``warp``, the portrait.
+
+        ``warp=False`` leaves ``image`` out: the per-sample spline warp is most of the
+        forward and backward cost, and a loss without an identity term does not need it.
+        """
         cfg = self.config
         if features.ndim != 2 or features.shape[1] != cfg.feature_dim:
             raise FaceDecoderError(
@@ -227,14 +237,16 @@ class FaceDecoder(nn.Module):
         base = cfg.texture_base
         x = self.relu(self.texture_fc(hidden)).view(-1, cfg.texture_channels, base, base)
         texture = torch.sigmoid(self.to_rgb(self.upsample(x)))  # (B, 3, 224, 224)
-        image = self.warp(texture, mean_grid, landmarks_grid).clamp(0.0, 1.0)
+        image = self.warp(texture, mean_grid, landmarks_grid).clamp(0.0, 1.0) if warp else None
         return DecoderOutput(
             image=image, texture=texture, landmarks=grid_to_pixels(landmarks_grid, size)
         )
 
     def render(self, features: Tensor) -> Tensor:  # (B, feature_dim) -> (B, 3, 224, 224)
         """Just the portrait."""
-        return self.forward(features).image
+        image = self.forward(features).image
+        assert image is not None
+        return image
 
     def to_mean_geometry(
         self,
