@@ -213,6 +213,8 @@ class Bundle:
         audio: the audio settings (sample rate, clip length, STFT).
         config: the composed training config, as YAML text.
         task: ``voice`` or ``decoder``; step: the training step.
+        mean_feature: ``(feature_dim,)`` the mean face feature of the training split (a
+            voice checkpoint; ``None`` otherwise): the "mean face" baseline of evaluation.
     """
 
     voice_encoder: VoiceEncoder | None
@@ -223,11 +225,14 @@ class Bundle:
     config: str
     task: str
     step: int
+    mean_feature: Tensor | None = None
 
     def to(self, device: str | torch.device) -> Bundle:
         if self.voice_encoder is not None:
             self.voice_encoder.to(device)
         self.face_decoder.to(device)
+        if self.mean_feature is not None:
+            self.mean_feature = self.mean_feature.to(device)
         return self
 
     @torch.no_grad()
@@ -246,6 +251,14 @@ class Bundle:
     def __call__(self, spec: Tensor) -> Tensor:  # (B, 2, T, 257) -> (B, 3, H, W)
         """Spectrogram -> predicted feature -> portrait."""
         return self.portrait(self.features(spec))
+
+
+def _mean_feature(value: Any, dim: int, path: str | os.PathLike) -> Tensor | None:
+    if value is None:
+        return None
+    if not isinstance(value, Tensor) or value.shape != (dim,):
+        raise TrainingCheckpointError(f"{path}: its mean feature is not a ({dim},) tensor")
+    return value.float()
 
 
 def load_bundle(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Bundle:
@@ -274,6 +287,7 @@ def load_bundle(path: str | os.PathLike, map_location: str | torch.device = "cpu
         config=str(bundle["config"]),
         task=str(payload["training"]["task"]),
         step=int(payload["training"]["step"]),
+        mean_feature=_mean_feature(bundle.get("mean_feature"), int(bundle["feature_dim"]), path),
     ).to(map_location)
     if voice is not None:
         voice.eval()

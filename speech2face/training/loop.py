@@ -144,6 +144,17 @@ def face_encoder_name(cfg: Any) -> str:
     return cls.__name__
 
 
+def call_with_accepted(factory: Any, **kwargs: Any) -> Any:
+    """Call ``factory`` (a class or a partial from a config) with those of ``kwargs`` its
+    signature accepts: config-chosen losses take different parts of the models."""
+    import inspect
+
+    params = inspect.signature(factory).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return factory(**kwargs)
+    return factory(**{name: value for name, value in kwargs.items() if name in params})
+
+
 def resize_faces(
     images: Tensor,  # (B, 3, 224, 224) floats in [0, 1]
     landmarks: Tensor,  # (B, K, 2) pixels in the 224 crop
@@ -242,9 +253,10 @@ class DecoderTask:
         with torch.no_grad():
             target = unwrap(model).to_mean_geometry(images, landmarks)  # (B, 3, S, S)
         with self.trainer.autocast():
-            output = model(features)
-        output.image, output.texture = output.image.float(), output.texture.float()
-        output.landmarks = output.landmarks.float()
+            output = model(features, warp=self.loss.needs_image)
+        if output.image is not None:
+            output.image = output.image.float()
+        output.texture, output.landmarks = output.texture.float(), output.landmarks.float()
         return self.loss(output, features, target, landmarks)
 
     @torch.no_grad()
@@ -291,14 +303,17 @@ class VoiceTask:
             )
         else:
             self.encoder.freeze().to(trainer.device)
-        self.loss = build(cfg.loss.voice)(
+        self.loss = call_with_accepted(
+            build(cfg.loss.voice),
             f_dec=self.decoder.fc_in,
             f_vgg=self.encoder.logits if self.encoder is not None else None,
-        )
+            feature_dim=trainer.feature_dim,
+        ).to(trainer.device)
 
     def prepare(self, resuming: bool) -> None:
         """The mean training feature: the "mean face" every voice would get from a model that
-        learnt nothing from the voice (validation's baseline)."""
+        learnt nothing from the voice (validation's baseline, the centre of a centred loss).
+        A new voice encoder starts from it: its output bias is set to it."""
         trainer = self.trainer
         limit = trainer.tcfg.mean_geometry_samples
         total, count = None, 0
@@ -309,6 +324,14 @@ class VoiceTask:
             if count >= limit:
                 break
         self.mean_feature = None if total is None else (total / count).float()  # (D,)
+        if self.mean_feature is None:
+            return
+        if hasattr(self.loss, "set_mean"):
+            self.loss.set_mean(self.mean_feature.to(trainer.device))
+        head = getattr(self.model, "fc2", None)
+        if not resuming and isinstance(head, nn.Linear) and head.bias is not None:
+            with torch.no_grad():  # start from the mean face
+                head.bias.copy_(self.mean_feature)
 
     def spectrogram(self, batch: dict[str, Any]) -> Tensor:  # -> (B, 2, T, 257)
         spec = spectrogram(batch["wav"].to(self.trainer.device, non_blocking=True))
@@ -762,6 +785,9 @@ class Trainer:
         }
         if self.decoder_entry is not None:
             bundle["decoder"] = self.decoder_entry
+        mean = getattr(self.task, "mean_feature", None)
+        if mean is not None:
+            bundle["mean_feature"] = mean.detach().cpu().float()  # (D,)
         return bundle
 
     def save(self, step: int, optimizer, scheduler, is_best: bool) -> Path:
