@@ -6,6 +6,7 @@ unweighted, under the names to log (``loss/dec_l1``, ``loss/feat_l2``, ...).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -149,12 +150,19 @@ class CentredCosineLoss(nn.Module):
 
     Face features of every face share a large common part, so plain distances between
     them are dominated by it, and a voice encoder learns little more than the mean face
-    from Eq. 1's decoder L1 or an MSE. Measured from the mean, the loss asks only for
-    the direction in which a face differs from the average one, the part that carries
+    from Eq. 1's decoder L1 or an MSE. Measured from the mean, the loss asks only for the
+    direction in which a face differs from the average one, the part that carries
     identity, gender and age. Not the paper's loss; see ``configs/loss/centred_cosine.yaml``.
 
-    ``mu`` is a buffer: set it with :meth:`set_mean` (the trainer does, from the training
-    split) before the first call.
+    The angle leaves the prediction's distance from ``mu`` free (it drifts far beyond the
+    faces the decoder has seen, and a length penalty lets the network park a constant
+    offset there instead of learning), so a prediction is used through :meth:`project`:
+    ``mu + rho (v_s - mu) / |v_s - mu|``, the predicted direction at ``rho``, the RMS
+    distance of training faces from ``mu``. The trainer validates projected features and
+    stores ``mu`` and ``rho`` in the checkpoint, whose bundle projects the same way.
+
+    ``mu`` and ``rho`` are buffers: set them with :meth:`set_mean` (the trainer does, from
+    the training split) before the first call.
     """
 
     def __init__(self, feature_dim: int) -> None:
@@ -162,30 +170,39 @@ class CentredCosineLoss(nn.Module):
         if feature_dim < 1:
             raise LossError(f"feature_dim must be positive, got {feature_dim}")
         self.register_buffer("mean", torch.zeros(feature_dim))
-        self.register_buffer("mean_set", torch.zeros((), dtype=torch.bool))
+        self.register_buffer("spread", torch.zeros(()))
 
-    def set_mean(self, mean: Tensor) -> None:  # mean: (D,)
+    def set_mean(self, mean: Tensor, spread: float | Tensor) -> None:  # mean: (D,)
+        """``mean``: the mean training feature; ``spread``: the RMS distance from it."""
         if mean.shape != self.mean.shape:
             raise LossError(f"mean feature must be ({self.mean.numel()},), got {tuple(mean.shape)}")
+        spread = float(spread)
+        if not math.isfinite(spread) or spread <= 0:
+            raise LossError(f"the features' spread must be positive, got {spread}")
         self.mean.copy_(mean.detach().to(self.mean))
-        self.mean_set.fill_(True)
+        self.spread.fill_(spread)
+
+    def _check_ready(self) -> None:
+        if not float(self.spread) > 0:
+            raise LossError("CentredCosineLoss needs the mean training feature: call set_mean")
+
+    def project(self, v_voice: Tensor) -> Tensor:  # (B, D) -> (B, D)
+        """The feature a prediction stands for: its direction from ``mu``, at ``rho``."""
+        self._check_ready()
+        return project_from_mean(v_voice, self.mean, float(self.spread))
 
     def forward(
         self,
         v_face: Tensor,  # (B, D) true face features (targets)
         v_voice: Tensor,  # (B, D) voice encoder outputs
     ) -> dict[str, Tensor]:
-        if (
-            v_face.shape != v_voice.shape
-            or v_face.ndim != 2
-            or v_face.shape[1] != self.mean.numel()
-        ):
+        dim = self.mean.numel()
+        if v_face.shape != v_voice.shape or v_face.ndim != 2 or v_face.shape[1] != dim:
             raise LossError(
-                f"features must both be (B, {self.mean.numel()}), got {tuple(v_face.shape)} and "
+                f"features must both be (B, {dim}), got {tuple(v_face.shape)} and "
                 f"{tuple(v_voice.shape)}"
             )
-        if not bool(self.mean_set):
-            raise LossError("CentredCosineLoss needs the mean training feature: call set_mean")
+        self._check_ready()
         mean = self.mean.to(v_voice.dtype)
         cosine = F.cosine_similarity(v_voice - mean, v_face.detach() - mean, dim=1, eps=NORM_EPS)
         centred = (1.0 - cosine).mean()
@@ -193,6 +210,17 @@ class CentredCosineLoss(nn.Module):
 
     def extra_repr(self) -> str:
         return f"feature_dim={self.mean.numel()}"
+
+
+def project_from_mean(
+    features: Tensor,  # (B, D)
+    mean: Tensor,  # (D,)
+    radius: float,
+) -> Tensor:  # (B, D)
+    """``mean + radius (features - mean) / |features - mean|`` (a feature at the mean stays
+    there)."""
+    mean = mean.to(features)
+    return mean + radius * F.normalize(features - mean, dim=1, eps=NORM_EPS)
 
 
 class FaceDecoderLoss(nn.Module):

@@ -183,29 +183,38 @@ def test_decoder_without_warp_gives_the_same_texture_and_landmark_terms():
 def test_centred_cosine_against_numpy():
     rng = np.random.default_rng(0)
     face, voice, mean = rng.normal(size=(4, 6)), rng.normal(size=(4, 6)), rng.normal(size=6)
+    spread = 1.7
     loss = CentredCosineLoss(6)
     with pytest.raises(LossError, match="set_mean"):
         loss(torch.tensor(face), torch.tensor(voice))
-    loss.set_mean(torch.tensor(mean))
+    with pytest.raises(LossError, match="spread"):
+        loss.set_mean(torch.tensor(mean), 0.0)
+    loss.set_mean(torch.tensor(mean), spread)
     a, b = voice - mean, face - mean
     cosine = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
     terms = loss(torch.tensor(face), torch.tensor(voice))
     assert terms["total"].item() == pytest.approx(float((1 - cosine).mean()), rel=1e-6)
     assert terms["centred_cosine"] is terms["total"]
-    # the mean goes with the state dict (a resumed or loaded loss keeps its centre)
+    # mean and spread go with the state dict (a resumed or loaded loss keeps them)
     again = CentredCosineLoss(6)
     again.load_state_dict(loss.state_dict())
     assert again(torch.tensor(face), torch.tensor(voice))["total"].item() == pytest.approx(
         terms["total"].item()
     )
-    # scale-free around the mean; gradient reaches the voice, not the face
+    # scale-free around the mean; the gradient reaches the voice, not the face
     v = torch.tensor(voice, requires_grad=True)
     f = torch.tensor(face, requires_grad=True)
     scaled = torch.tensor(mean) + 3.0 * (v - torch.tensor(mean))
-    loss(f, scaled)["total"].backward()
-    assert loss(torch.tensor(face), scaled.detach())["total"].item() == pytest.approx(
+    far = loss(f, scaled)
+    far["total"].backward()
+    assert far["total"].item() == pytest.approx(terms["total"].item())
+    assert v.grad.abs().sum() > 0 and f.grad is None
+    # a prediction stands for its direction at the spread's distance from the mean
+    projected = loss.project(torch.tensor(voice)).numpy()
+    expected = mean + spread * a / np.linalg.norm(a, axis=1, keepdims=True)
+    np.testing.assert_allclose(projected, expected, rtol=1e-6)
+    assert loss(torch.tensor(face), torch.tensor(projected))["total"].item() == pytest.approx(
         terms["total"].item()
     )
-    assert v.grad.abs().sum() > 0 and f.grad is None
     with pytest.raises(LossError, match=r"\(B, 6\)"):
         loss(torch.zeros(2, 5), torch.zeros(2, 5))

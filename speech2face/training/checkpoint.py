@@ -30,6 +30,7 @@ from torch import Tensor, nn
 
 from speech2face.errors import S2FError
 from speech2face.fileio import atomic_outputs, temporary_path
+from speech2face.losses import project_from_mean
 from speech2face.models._io import safe_load
 from speech2face.models.checkpoint import MODEL_KINDS, checkpoint_dict
 from speech2face.models.face_decoder import FaceDecoder
@@ -215,6 +216,9 @@ class Bundle:
         task: ``voice`` or ``decoder``; step: the training step.
         mean_feature: ``(feature_dim,)`` the mean face feature of the training split (a
             voice checkpoint; ``None`` otherwise): the "mean face" baseline of evaluation.
+        feature_radius: set when the voice encoder was trained on directions from the mean
+            face (``loss.voice=centred_cosine``): :meth:`features` places each prediction
+            at this distance from ``mean_feature``, the training faces' RMS distance.
     """
 
     voice_encoder: VoiceEncoder | None
@@ -226,6 +230,7 @@ class Bundle:
     task: str
     step: int
     mean_feature: Tensor | None = None
+    feature_radius: float | None = None
 
     def to(self, device: str | torch.device) -> Bundle:
         if self.voice_encoder is not None:
@@ -240,7 +245,10 @@ class Bundle:
         """The voice encoder's predicted face features."""
         if self.voice_encoder is None:
             raise TrainingCheckpointError("this checkpoint holds no voice encoder")
-        return self.voice_encoder(spec)
+        features = self.voice_encoder(spec)
+        if self.feature_radius is not None and self.mean_feature is not None:
+            features = project_from_mean(features, self.mean_feature, self.feature_radius)
+        return features
 
     @torch.no_grad()
     def portrait(self, features: Tensor) -> Tensor:  # (B, feature_dim) -> (B, 3, H, W)
@@ -259,6 +267,14 @@ def _mean_feature(value: Any, dim: int, path: str | os.PathLike) -> Tensor | Non
     if not isinstance(value, Tensor) or value.shape != (dim,):
         raise TrainingCheckpointError(f"{path}: its mean feature is not a ({dim},) tensor")
     return value.float()
+
+
+def _radius(value: Any, path: str | os.PathLike) -> float | None:
+    if value is None:
+        return None
+    if not isinstance(value, float) or not value > 0:
+        raise TrainingCheckpointError(f"{path}: its feature radius is not a positive number")
+    return value
 
 
 def load_bundle(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Bundle:
@@ -288,6 +304,7 @@ def load_bundle(path: str | os.PathLike, map_location: str | torch.device = "cpu
         task=str(payload["training"]["task"]),
         step=int(payload["training"]["step"]),
         mean_feature=_mean_feature(bundle.get("mean_feature"), int(bundle["feature_dim"]), path),
+        feature_radius=_radius(bundle.get("feature_radius"), path),
     ).to(map_location)
     if voice is not None:
         voice.eval()

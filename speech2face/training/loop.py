@@ -316,18 +316,22 @@ class VoiceTask:
         A new voice encoder starts from it: its output bias is set to it."""
         trainer = self.trainer
         limit = trainer.tcfg.mean_geometry_samples
-        total, count = None, 0
+        total, squares, count = None, 0.0, 0
         for sample in trainer.dataset("train", train=False):
             feature = sample["feature"].double()
             total = feature if total is None else total + feature
+            squares += float(feature.pow(2).sum())
             count += 1
             if count >= limit:
                 break
         self.mean_feature = None if total is None else (total / count).float()  # (D,)
-        if self.mean_feature is None:
+        if total is None:
             return
+        mean = total / count
+        # RMS distance from the mean: E|f|^2 - |E f|^2, in float64
+        self.feature_spread = max(squares / count - float(mean.pow(2).sum()), 0.0) ** 0.5
         if hasattr(self.loss, "set_mean"):
-            self.loss.set_mean(self.mean_feature.to(trainer.device))
+            self.loss.set_mean(self.mean_feature.to(trainer.device), self.feature_spread)
         head = getattr(self.model, "fc2", None)
         if not resuming and isinstance(head, nn.Linear) and head.bias is not None:
             with torch.no_grad():  # start from the mean face
@@ -340,8 +344,15 @@ class VoiceTask:
         return spec
 
     def predict(self, model: nn.Module, batch: dict[str, Any]) -> Tensor:  # -> (B, D)
+        """The voice encoder's output (what the loss reads)."""
         with self.trainer.autocast():
             return model(self.spectrogram(batch)).float()
+
+    def feature(self, prediction: Tensor) -> Tensor:  # (B, D) -> (B, D)
+        """The face feature a prediction stands for (a loss that trains only directions
+        from the mean face places it at the faces' typical distance)."""
+        project = getattr(self.loss, "project", None)
+        return project(prediction) if project is not None else prediction
 
     def step(self, model: nn.Module, batch: dict[str, Any]) -> dict[str, Tensor]:
         features = batch["feature"].to(self.trainer.device, non_blocking=True)
@@ -354,7 +365,8 @@ class VoiceTask:
         size = self.decoder.config.image_size
         images = F.interpolate(_float_images(batch, device), size=(size, size), mode="area")
         true = self.decoder.render(batch["feature"].to(device))
-        return [images, true, self.decoder.render(self.predict(model, batch))]
+        predicted = self.feature(self.predict(model, batch))
+        return [images, true, self.decoder.render(predicted)]
 
 
 # --------------------------------------------------------------------------- trainer
@@ -602,7 +614,7 @@ class Trainer:
                         if self.dist.distributed and not last and hasattr(model, "no_sync")
                         else contextlib.nullcontext()
                     )
-                    with sync:
+                    with sync, self._memory_guard():
                         terms = self.task.step(model, batch)
                         (terms["total"] / tcfg.grad_accum).backward()
                     for name, value in _terms(terms).items():
@@ -659,6 +671,20 @@ class Trainer:
         return results
 
     # ---------------------------------------------------------------- pieces
+
+    @contextlib.contextmanager
+    def _memory_guard(self):
+        """A batch that does not fit becomes one line naming the settings to lower."""
+        try:
+            yield
+        except torch.OutOfMemoryError:
+            tcfg = self.tcfg
+            hint = "data.clip_samples" if self.task_name == "voice" else "model.decoder.image_size"
+            raise S2FError(
+                f"a batch of {tcfg.batch_size} does not fit in {self.device} memory: lower "
+                f"trainer.batch_size (and raise trainer.grad_accum to keep the batch per step), "
+                f"or {hint}; precision=bf16 also halves the activations"
+            ) from None
 
     def _val_dataset(self):
         try:
@@ -720,6 +746,7 @@ class Trainer:
                 prediction = self.task.predict(model, batch)
                 features = batch["feature"].to(self.device)
                 terms = self.task.loss(features, prediction)
+                prediction = self.task.feature(prediction)
             else:
                 terms = self.task.step(model, batch)
                 prediction = self.task.reencode(model, batch)  # portraits, re-encoded
@@ -788,6 +815,8 @@ class Trainer:
         mean = getattr(self.task, "mean_feature", None)
         if mean is not None:
             bundle["mean_feature"] = mean.detach().cpu().float()  # (D,)
+        if hasattr(getattr(self.task, "loss", None), "project"):
+            bundle["feature_radius"] = float(self.task.feature_spread)
         return bundle
 
     def save(self, step: int, optimizer, scheduler, is_best: bool) -> Path:

@@ -77,3 +77,19 @@ def test_empty_val_split_is_said_once(preprocessed, decoder_checkpoint, tmp_path
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stderr.count("no val split") == 1
     assert (tmp_path / "run" / "checkpoints" / "best.pt").is_file()
+
+
+def test_batch_too_large_for_the_device_names_the_settings(preprocessed, tmp_path):
+    """No GPU here: the device's out-of-memory error is raised by the step itself."""
+    trainer = Trainer(compose("train", run_args(preprocessed, tmp_path / "run", "decoder")))
+
+    def step(model, batch):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    trainer.task.step = step
+    with pytest.raises(S2FError) as caught:
+        trainer.fit()
+    message = str(caught.value)
+    assert "\n" not in message and "trainer.batch_size" in message
+    assert "model.decoder.image_size" in message
+    assert not (tmp_path / "run" / "checkpoints" / "last.pt").exists()
