@@ -144,15 +144,21 @@ def face_encoder_name(cfg: Any) -> str:
     return cls.__name__
 
 
-def call_with_accepted(factory: Any, **kwargs: Any) -> Any:
-    """Call ``factory`` (a class or a partial from a config) with those of ``kwargs`` its
-    signature accepts: config-chosen losses take different parts of the models."""
+def call_with_accepted(factory: Any, what: str, **kwargs: Any) -> Any:
+    """Call ``factory`` (a class or a partial from the config node ``what``) with those of
+    ``kwargs`` its signature accepts: config-chosen losses take different parts of the
+    models. A setting the target does not take is a :class:`ConfigError`."""
     import inspect
 
-    params = inspect.signature(factory).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return factory(**kwargs)
-    return factory(**{name: value for name, value in kwargs.items() if name in params})
+    try:
+        params = inspect.signature(factory).parameters
+        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+            kwargs = {name: value for name, value in kwargs.items() if name in params}
+        inspect.signature(factory).bind(**kwargs)
+    except (TypeError, ValueError) as error:
+        cause = error.__cause__ or error
+        raise ConfigError(f"{what}: {cause}") from None
+    return factory(**kwargs)
 
 
 def resize_faces(
@@ -305,6 +311,7 @@ class VoiceTask:
             self.encoder.freeze().to(trainer.device)
         self.loss = call_with_accepted(
             build(cfg.loss.voice),
+            "loss.voice",
             f_dec=self.decoder.fc_in,
             f_vgg=self.encoder.logits if self.encoder is not None else None,
             feature_dim=trainer.feature_dim,

@@ -93,3 +93,11 @@ def test_batch_too_large_for_the_device_names_the_settings(preprocessed, tmp_pat
     assert "\n" not in message and "trainer.batch_size" in message
     assert "model.decoder.image_size" in message
     assert not (tmp_path / "run" / "checkpoints" / "last.pt").exists()
+
+
+def test_voice_loss_setting_its_target_does_not_take(preprocessed, decoder_checkpoint, tmp_path):
+    overrides = run_args(preprocessed, tmp_path / "run", "voice",
+                         f"decoder_checkpoint={decoder_checkpoint}",
+                         "loss@loss.voice=centred_cosine", "+loss.voice.lambda1=0.1")  # fmt: skip
+    message = refused(overrides)
+    assert message.startswith("loss.voice:") and "lambda1" in message
