@@ -9,7 +9,10 @@ Voice and face share causes, so a voice carries information about the face:
 - gender sets the pitch range (male ~115 Hz, female ~205 Hz), the vocal-tract length
   (~17 cm vs ~14.8 cm), the jaw width, the brows, hair length and beards;
 - head size scales with the vocal-tract length (a larger head, lower formants);
-- age lowers male / raises female pitch slightly, slows speech and greys the hair.
+- age lowers male / raises female pitch slightly, slows speech and greys the hair;
+- an accent follows the skin tone's group (like language and ethnicity in real
+  speech): its vowels sit in another part of the F1-F2 plane and its pitch falls or
+  rises differently across each phrase.
 
 :func:`make_corpus` writes one mp4 per speaker (H.264 video + AAC audio through PyAV) that
 holds ``clips_per_speaker`` talking segments, an AVSpeech-style CSV (``YouTubeID, start,
@@ -22,7 +25,7 @@ from __future__ import annotations
 
 import csv
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +35,7 @@ __all__ = [
     "AUDIO_RATE",
     "FPS",
     "VIDEO_SIZE",
+    "accent_of",
     "Identity",
     "make_corpus",
     "random_identity",
@@ -77,6 +81,19 @@ SKIN_TONES = (
     (120, 78, 52),
     (92, 60, 40),
 )
+# Accents, one per group of SKIN_TONES (tones 0-1, 2-3, 4-6): (F1, F2, F3, F4) scales of
+# the vowels and the pitch's relative change across each second of speech.
+ACCENT_FORMANTS = np.array(
+    [(0.94, 1.10, 1.04, 1.0), (1.0, 1.0, 1.0, 1.0), (1.08, 0.90, 0.97, 1.0)], dtype=np.float64
+)
+ACCENT_PITCH_SLOPE = (-0.12, -0.05, 0.06)
+
+
+def accent_of(skin: tuple[int, int, int]) -> int:
+    """The accent group of a skin tone (an index into ``ACCENT_FORMANTS``)."""
+    return min(SKIN_TONES.index(skin) // 2, len(ACCENT_FORMANTS) - 1)
+
+
 HAIR_COLOURS = ((20, 16, 14), (60, 40, 28), (110, 75, 45), (165, 120, 70), (200, 170, 110))
 IRIS_COLOURS = ((60, 40, 25), (90, 60, 30), (50, 90, 140), (70, 110, 70))
 LIP_COLOURS = ((170, 80, 80), (150, 70, 75), (190, 100, 100), (120, 60, 55))
@@ -113,6 +130,7 @@ class Identity:
     vtl_cm: float
     rate: float  # syllables per second
     breathiness: float  # aspiration noise level relative to the voiced source
+    accent: int = 1  # index into ACCENT_FORMANTS (accent_of(skin) for drawn people)
 
 
 def random_id(rng: np.random.Generator) -> str:
@@ -139,7 +157,7 @@ def random_identity(rng: np.random.Generator, speaker: str, video_id: str) -> Id
         style = ("short", "short", "short", "bald")[int(rng.integers(4))] if age > 45 else "short"
     else:
         style = ("long", "long", "short")[int(rng.integers(3))]
-    return Identity(
+    person = Identity(
         speaker=speaker,
         video_id=video_id,
         gender="male" if male else "female",
@@ -164,6 +182,7 @@ def random_identity(rng: np.random.Generator, speaker: str, video_id: str) -> Id
         rate=round(rate, 3),
         breathiness=round(float(rng.uniform(0.02, 0.08) if male else rng.uniform(0.05, 0.14)), 4),
     )
+    return replace(person, accent=accent_of(person.skin))  # no draw: faces stay as they were
 
 
 # --------------------------------------------------------------------------- faces
@@ -375,7 +394,7 @@ def synthesize_voice(
     voiced = np.zeros(n_ctrl)
     burst = np.zeros(n_ctrl)
     accent = np.zeros(n_ctrl)
-    scale = NEUTRAL_VTL_CM / identity.vtl_cm
+    scale = NEUTRAL_VTL_CM / identity.vtl_cm * ACCENT_FORMANTS[identity.accent]  # (4,)
     t = float(rng.uniform(0.05, 0.2))
     syllables_in_phrase = 0
     vowel = VOWELS[int(rng.integers(len(VOWELS)))]
@@ -401,7 +420,8 @@ def synthesize_voice(
 
     # Pitch: declination over each second, per-syllable accents, slow drift, jitter.
     drift = 0.04 * np.sin(2 * np.pi * t_ctrl / rng.uniform(1.5, 3.0) + rng.uniform(0, 6.3))
-    f0 = identity.f0_hz * (1.0 + accent + drift - 0.05 * (t_ctrl % 1.0))
+    slope = ACCENT_PITCH_SLOPE[identity.accent]
+    f0 = identity.f0_hz * (1.0 + accent + drift + slope * ((t_ctrl % 1.0) - 0.5))
     f0 *= 1.0 + 0.005 * rng.standard_normal(n_ctrl)
 
     n = int(round(seconds * rate))
