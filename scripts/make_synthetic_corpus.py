@@ -20,15 +20,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--speakers", type=int, default=16, help="identities (default 16)")
     parser.add_argument("--clips", type=int, default=2, help="segments per speaker (default 2)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--workers", type=int, default=1, help="processes (default 1; same files for any)"
+    )
     args = parser.parse_args(argv)
-    if args.speakers < 1 or args.clips < 1:
-        parser.error("--speakers and --clips must be at least 1")
+    if args.speakers < 1 or args.clips < 1 or args.workers < 1:
+        parser.error("--speakers, --clips and --workers must be at least 1")
 
     from speech2face.data.synthetic import make_corpus
     from speech2face.errors import S2FError
 
     try:
-        clips = make_corpus(args.out_dir, args.speakers, args.clips, args.seed)
+        clips = make_corpus(args.out_dir, args.speakers, args.clips, args.seed, args.workers)
     except (S2FError, OSError) as error:
         print(f"make_synthetic_corpus: error: {error}", file=sys.stderr)
         return 2

@@ -17,7 +17,9 @@ def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 
 def test_writes_videos_and_rows(tmp_path):
-    result = run("corpus", "--speakers", "2", "--clips", "1", "--seed", "3", cwd=tmp_path)
+    result = run(
+        "corpus", "--speakers", "2", "--clips", "1", "--seed", "3", "--workers", "2", cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr
     clips = tmp_path / "corpus" / "clips.csv"
     assert clips.samefile(tmp_path / result.stdout.strip())  # prints the CSV's path
@@ -28,7 +30,8 @@ def test_writes_videos_and_rows(tmp_path):
 
 
 def test_bad_arguments_exit_non_zero(tmp_path):
-    result = run("corpus", "--speakers", "0", cwd=tmp_path)
-    assert result.returncode == 2
-    assert "at least 1" in result.stderr
-    assert not (tmp_path / "corpus").exists()
+    for bad in (["--speakers", "0"], ["--workers", "0"]):
+        result = run("corpus", *bad, cwd=tmp_path)
+        assert result.returncode == 2
+        assert "at least 1" in result.stderr
+        assert not (tmp_path / "corpus").exists()
