@@ -51,7 +51,11 @@ CASES = [
 
 
 def _output_tensor(out) -> Tensor:
-    return out.image if hasattr(out, "image") else out
+    """The voice encoder's features, or the decoder's portrait (its texture when the
+    decoder ran without its warp)."""
+    if not hasattr(out, "image"):
+        return out
+    return out.image if out.image is not None else out.texture
 
 
 def train_step(model: nn.Module, inputs: Tensor, autocast_dtype: torch.dtype | None) -> None:

@@ -9,8 +9,9 @@ from TensorBoard, leaving out the first (warm-up) window. References, on one bat
 same shape held in memory, timed in the same run just before and just after the trainer
 (best of a few steps each; the mean of the two is used, since a shared CPU's speed drifts):
 
-- the model alone: forward + backward with a plain loss (:func:`bench_models.train_step`),
-  the figure the trainer is divided by;
+- the model alone, as the task runs it: forward + backward with a plain loss
+  (:func:`bench_models.train_step`; the decoder without its spline warp when, as with
+  dlib, its loss has no identity term), the figure the trainer is divided by;
 - the task's whole step without the loader: the task's loss (spectrogram, target warp),
   backward and the optimiser step, which splits the gap into loader and step costs.
 
@@ -217,7 +218,20 @@ def references(cfg: Any) -> References:
         trainer.task.step(model, batch)["total"].backward()
         optimizer.step()
 
+    if cfg.task == "decoder" and not trainer.task.loss.needs_image:
+        alone = _WithoutWarp(alone)
     return References(lambda: train_step(alone, inputs, None), task_step)
+
+
+class _WithoutWarp(torch.nn.Module):
+    """The face decoder as training runs it when its loss reads no portrait."""
+
+    def __init__(self, decoder: torch.nn.Module) -> None:
+        super().__init__()
+        self.decoder = decoder
+
+    def forward(self, features: torch.Tensor):  # (B, D) -> DecoderOutput without image
+        return self.decoder(features, warp=False)
 
 
 def _rates(batch: int, seconds: list[float]) -> tuple[float, str]:
