@@ -6,7 +6,10 @@ Pure functions of features (torch tensors or NumPy arrays), no I/O:
   over the whole gallery (the paper) or within random pools of identities (SF2F);
 - :mod:`~speech2face.metrics.similarity`: per-pair angle, cosine, L2 and L1 (the paper's
   feature similarity table, and what its L2 / L1 figures can be compared to);
-- :mod:`~speech2face.metrics.bootstrap`: percentile-bootstrap confidence intervals.
+- :mod:`~speech2face.metrics.bootstrap`: percentile-bootstrap confidence intervals;
+- :mod:`~speech2face.metrics.craniofacial`: the paper's craniofacial measurements on dlib's
+  68 landmarks (the formula table is in the module), Pearson r with p-values between two
+  sets of portraits, beside random pairings.
 """
 
 from speech2face.metrics._common import MetricError
@@ -15,6 +18,13 @@ from speech2face.metrics.bootstrap import (
     bootstrap_distribution,
     recall_ci,
     recall_cis,
+)
+from speech2face.metrics.craniofacial import (
+    CRANIOFACIAL_MEASUREMENTS,
+    Correlation,
+    craniofacial_correlations,
+    craniofacial_measurements,
+    pearson,
 )
 from speech2face.metrics.retrieval import (
     DEFAULT_KS,
@@ -42,6 +52,8 @@ from speech2face.metrics.similarity import (
 )
 
 __all__ = [
+    "CRANIOFACIAL_MEASUREMENTS",
+    "Correlation",
     "DEFAULT_KS",
     "METRICS",
     "SIMILARITY_KEYS",
@@ -50,6 +62,9 @@ __all__ = [
     "MetricError",
     "angle_degrees",
     "bootstrap_ci",
+    "craniofacial_correlations",
+    "craniofacial_measurements",
+    "pearson",
     "bootstrap_distribution",
     "chance_recall",
     "cosine_similarity",

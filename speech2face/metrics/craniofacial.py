@@ -1,0 +1,190 @@
+"""Craniofacial measurements on dlib's 68 landmarks, and their correlation between two sets
+of portraits (the paper's Table: F2F against S2F portraits, beside a random pairing).
+
+The paper takes its measurements from the anthropometry of IBM's "Diversity in Faces"
+(after Farkas) without giving formulas; these are this project's definitions on the
+68-point layout (0-based indices; ``sto`` is the stomion, the midpoint of points 62 and 66).
+Lengths are in pixels and areas in square pixels of the image the landmarks came from
+(portraits of one decoder share one size), indices are ratios times 100:
+
+================================  =========================================================
+measurement                       formula
+================================  =========================================================
+``nasal_index``                   100 |31-35| / |27-33|  (nose width / nose height)
+``nose_width``                    |31-35|  (alar points)
+``vermilion_height_index``        100 |51-62| / |66-57|  (upper / lower vermilion height)
+``nose_area``                     area of the polygon 27, 31, 32, 33, 34, 35
+``lateral_upper_lip_heights``     (|31-50| + |35-52|) / 2  (alar base to the lip's crests)
+``intercanthal_index``            100 |39-42| / |36-45|  (inner / outer eye corners)
+``mandibular_index``              100 |sto-8| / |4-12|  (stomion to chin / jaw width)
+``mouth_face_width_index``        100 |48-54| / |0-16|  (mouth width / face width)
+``labio_oral_region``             area of the outer lip polygon 48 ... 59
+``upper_lip_height``              |33-sto|  (subnasale to stomion)
+``nose_height``                   |27-33|  (nasion to subnasale)
+``jaw_width``                     |4-12|
+================================  =========================================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import special
+
+from speech2face.metrics._common import ArrayLike, MetricError
+
+NUM_LANDMARKS = 68
+
+# The paper's order (strongest correlation first in its table).
+CRANIOFACIAL_MEASUREMENTS = (
+    "nasal_index",
+    "nose_width",
+    "vermilion_height_index",
+    "nose_area",
+    "lateral_upper_lip_heights",
+    "intercanthal_index",
+    "mandibular_index",
+    "mouth_face_width_index",
+    "labio_oral_region",
+    "upper_lip_height",
+    "nose_height",
+    "jaw_width",
+)
+# The paper's Pearson r between F2F and S2F portraits (1,000 test images); random: 0.02.
+PAPER_CORRELATIONS = {
+    "nasal_index": 0.38,
+    "nose_width": 0.35,
+    "vermilion_height_index": 0.29,
+    "nose_area": 0.28,
+    "lateral_upper_lip_heights": 0.26,
+    "intercanthal_index": 0.21,
+    "mandibular_index": 0.20,
+    "mouth_face_width_index": 0.20,
+    "labio_oral_region": 0.17,
+    "upper_lip_height": 0.16,
+    "nose_height": 0.14,
+    "jaw_width": 0.11,
+}
+PAPER_RANDOM_CORRELATION = 0.02
+
+NOSE_POLYGON = (27, 31, 32, 33, 34, 35)
+OUTER_LIPS = tuple(range(48, 60))
+
+
+def _as_landmarks(x: ArrayLike, name: str) -> np.ndarray:
+    array = np.asarray(x.detach().cpu() if hasattr(x, "detach") else x, dtype=np.float64)
+    if array.ndim != 3 or array.shape[1:] != (NUM_LANDMARKS, 2):
+        raise MetricError(f"{name} must be (N, {NUM_LANDMARKS}, 2), got {array.shape}")
+    if not np.isfinite(array).all():
+        raise MetricError(f"{name} holds non-finite coordinates")
+    return array
+
+
+def _distance(points: np.ndarray, a, b) -> np.ndarray:  # (N, 68, 2) -> (N,)
+    pa = points[:, a] if isinstance(a, int) else a
+    pb = points[:, b] if isinstance(b, int) else b
+    return np.linalg.norm(pa - pb, axis=-1)
+
+
+def _area(points: np.ndarray, indices: tuple[int, ...]) -> np.ndarray:  # -> (N,)
+    """Shoelace area of the polygon through ``indices``, in order."""
+    poly = points[:, list(indices)]  # (N, P, 2)
+    x, y = poly[..., 0], poly[..., 1]
+    return 0.5 * np.abs((x * np.roll(y, -1, axis=1) - np.roll(x, -1, axis=1) * y).sum(axis=1))
+
+
+def _ratio(numerator: np.ndarray, denominator: np.ndarray, name: str) -> np.ndarray:
+    if (denominator <= 0).any():
+        raise MetricError(f"{name}: a face has a zero-length reference distance")
+    return 100.0 * numerator / denominator
+
+
+def craniofacial_measurements(
+    landmarks: ArrayLike,  # (N, 68, 2) dlib's points, pixels
+) -> dict[str, np.ndarray]:  # name -> (N,)
+    """Every measurement of :data:`CRANIOFACIAL_MEASUREMENTS` for each face."""
+    p = _as_landmarks(landmarks, "landmarks")
+    stomion = (p[:, 62] + p[:, 66]) / 2
+    nose_width = _distance(p, 31, 35)
+    nose_height = _distance(p, 27, 33)
+    jaw_width = _distance(p, 4, 12)
+    values = {
+        "nasal_index": _ratio(nose_width, nose_height, "nasal_index"),
+        "nose_width": nose_width,
+        "vermilion_height_index": _ratio(
+            _distance(p, 51, 62), _distance(p, 66, 57), "vermilion_height_index"
+        ),
+        "nose_area": _area(p, NOSE_POLYGON),
+        "lateral_upper_lip_heights": (_distance(p, 31, 50) + _distance(p, 35, 52)) / 2,
+        "intercanthal_index": _ratio(
+            _distance(p, 39, 42), _distance(p, 36, 45), "intercanthal_index"
+        ),
+        "mandibular_index": _ratio(_distance(p, stomion, 8), jaw_width, "mandibular_index"),
+        "mouth_face_width_index": _ratio(
+            _distance(p, 48, 54), _distance(p, 0, 16), "mouth_face_width_index"
+        ),
+        "labio_oral_region": _area(p, OUTER_LIPS),
+        "upper_lip_height": _distance(p, 33, stomion),
+        "nose_height": nose_height,
+        "jaw_width": jaw_width,
+    }
+    return {name: values[name] for name in CRANIOFACIAL_MEASUREMENTS}
+
+
+def pearson(x: ArrayLike, y: ArrayLike) -> tuple[float, float]:
+    """Pearson's r and its two-sided p-value (the t test with n - 2 degrees of freedom).
+
+    A constant input has no correlation: ``(nan, nan)``.
+    """
+    a = np.asarray(x, dtype=np.float64).ravel()
+    b = np.asarray(y, dtype=np.float64).ravel()
+    if a.shape != b.shape or a.size < 3:
+        raise MetricError(
+            f"pearson needs two samples of the same size >= 3, got {a.size}, {b.size}"
+        )
+    a, b = a - a.mean(), b - b.mean()
+    denominator = np.sqrt((a * a).sum() * (b * b).sum())
+    if denominator == 0:
+        return float("nan"), float("nan")
+    r = float(np.clip((a * b).sum() / denominator, -1.0, 1.0))
+    dof = a.size - 2
+    if abs(r) == 1.0:
+        return r, 0.0
+    # P(|T| >= |t|) for Student's t with dof degrees of freedom, as a regularised beta.
+    t2 = r * r * dof / (1.0 - r * r)
+    return r, float(special.betainc(dof / 2, 0.5, dof / (dof + t2)))
+
+
+@dataclass(frozen=True)
+class Correlation:
+    """One measurement's agreement between two sets of portraits."""
+
+    r: float  # Pearson r over the paired portraits
+    p: float  # its two-sided p-value
+    random_r: float  # mean r over random pairings of the same portraits (the baseline)
+
+
+def craniofacial_correlations(
+    reference: ArrayLike,  # (N, 68, 2) e.g. landmarks of the F2F portraits
+    predicted: ArrayLike,  # (N, 68, 2) e.g. landmarks of the S2F portraits, same order
+    n_random: int = 100,
+    seed: int = 0,
+) -> dict[str, Correlation]:
+    """Pearson r of each measurement between paired portraits, beside random pairings
+    (the same portraits with the second set shuffled, ``n_random`` times, r averaged)."""
+    a = craniofacial_measurements(reference)
+    b = craniofacial_measurements(predicted)
+    n = len(next(iter(a.values())))
+    if len(next(iter(b.values()))) != n:
+        raise MetricError("reference and predicted landmarks must hold the same faces")
+    if n_random < 1:
+        raise MetricError(f"n_random must be at least 1, got {n_random}")
+    rng = np.random.default_rng(seed)
+    shuffles = [rng.permutation(n) for _ in range(n_random)]
+    out = {}
+    for name in CRANIOFACIAL_MEASUREMENTS:
+        r, p = pearson(a[name], b[name])
+        random_r = float(np.mean([pearson(a[name], b[name][order])[0] for order in shuffles]))
+        out[name] = Correlation(r=r, p=p, random_r=random_r)
+    return out
