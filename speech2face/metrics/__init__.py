@@ -7,12 +7,15 @@ Pure functions of features (torch tensors or NumPy arrays), no I/O:
 - :mod:`~speech2face.metrics.similarity`: per-pair angle, cosine, L2 and L1 (the paper's
   feature similarity table, and what its L2 / L1 figures can be compared to);
 - :mod:`~speech2face.metrics.bootstrap`: percentile-bootstrap confidence intervals;
+- :mod:`~speech2face.metrics.attributes`: row-normalised confusion matrices and agreement
+  of gender, age (10-year bins) and ethnicity labels;
 - :mod:`~speech2face.metrics.craniofacial`: the paper's craniofacial measurements on dlib's
   68 landmarks (the formula table is in the module), Pearson r with p-values between two
   sets of portraits, beside random pairings.
 """
 
 from speech2face.metrics._common import MetricError
+from speech2face.metrics.attributes import Confusion, age_bin, confusion
 from speech2face.metrics.bootstrap import (
     bootstrap_ci,
     bootstrap_distribution,
@@ -53,6 +56,7 @@ from speech2face.metrics.similarity import (
 
 __all__ = [
     "CRANIOFACIAL_MEASUREMENTS",
+    "Confusion",
     "Correlation",
     "DEFAULT_KS",
     "METRICS",
@@ -61,7 +65,9 @@ __all__ = [
     "Metric",
     "MetricError",
     "angle_degrees",
+    "age_bin",
     "bootstrap_ci",
+    "confusion",
     "craniofacial_correlations",
     "craniofacial_measurements",
     "pearson",
