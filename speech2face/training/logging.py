@@ -101,6 +101,13 @@ class RunLogger:
         tiles = torch.stack(columns, dim=1).flatten(0, 1).clamp(0, 1).cpu()  # (B * C, 3, H, W)
         self.writer.add_image(name, make_grid(tiles, nrow=len(columns), padding=2), step)
 
+    def audio(self, name: str, wavs: Tensor, sample_rate: int, step: int) -> None:
+        """Each waveform of ``wavs`` ``(B, T)`` as ``name/<row>`` (clipped to [-1, 1])."""
+        if not self.enabled or self.writer is None:
+            return
+        for row, wav in enumerate(wavs.detach().float().cpu()):
+            self.writer.add_audio(f"{name}/{row}", wav.clamp(-1, 1)[None], step, sample_rate)
+
     def advance(self, step: int, postfix: dict[str, Any] | None = None) -> None:
         if self.bar is not None:
             self.bar.n = step

@@ -589,6 +589,7 @@ class Trainer:
         )
         val_set = self._val_dataset()
         picture_batch = self._picture_batch()
+        self._audio_logged = False
 
         model: nn.Module = self.model
         if self.device.type == "cuda" and tcfg.channels_last:
@@ -724,12 +725,17 @@ class Trainer:
         return None
 
     def _pictures(self, batch: dict[str, Any], step: int) -> None:
+        """The image grid; with the voice task, the grid's voices as audio too (once per
+        run: they do not change), tagged ``audio/voice/<row>``."""
         model = unwrap(self.model)
         model.eval()
         try:
             self.log.images(f"images/{self.task_name}", self.task.picture(model, batch), step)
         finally:
             model.train()
+        if self.task.require_audio and "wav" in batch and not self._audio_logged:
+            self.log.audio("audio/voice", batch["wav"], SAMPLE_RATE, step)
+            self._audio_logged = True
 
     @torch.no_grad()
     def validate(self, dataset) -> dict[str, float]:

@@ -43,6 +43,14 @@ def test_decoder_then_voice(preprocessed, tmp_path):
     assert "distillation off" in result.stderr
     assert "val/recall@1" in result.stderr  # the end summary
     check_run(voice, "voice")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(voice / "tensorboard"), size_guidance={"audio": 0})
+    events.Reload()
+    assert events.Tags()["audio"] == ["audio/voice/0", "audio/voice/1"]  # num_images=2
+    clip = events.Audio("audio/voice/0")
+    assert len(clip) == 1 and clip[0].sample_rate == 16000  # once per run
+    assert "images/voice" in events.Tags()["images"]
 
     bundle = load_bundle(voice / "checkpoints" / "last.pt")
     assert bundle.voice_encoder is not None and bundle.feature_dim == FEATURE_DIM
