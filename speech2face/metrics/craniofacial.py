@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special
 
-from speech2face.metrics._common import ArrayLike, MetricError
+from speech2face.metrics._common import ArrayLike, MetricError, as_tensor
 
 NUM_LANDMARKS = 68
 
@@ -73,7 +73,7 @@ OUTER_LIPS = tuple(range(48, 60))
 
 
 def _as_landmarks(x: ArrayLike, name: str) -> np.ndarray:
-    array = np.asarray(x.detach().cpu() if hasattr(x, "detach") else x, dtype=np.float64)
+    array = as_tensor(x, name).double().cpu().numpy()
     if array.ndim != 3 or array.shape[1:] != (NUM_LANDMARKS, 2):
         raise MetricError(f"{name} must be (N, {NUM_LANDMARKS}, 2), got {array.shape}")
     if not np.isfinite(array).all():

@@ -151,10 +151,11 @@ def call_with_accepted(factory: Any, what: str, **kwargs: Any) -> Any:
     import inspect
 
     try:
-        params = inspect.signature(factory).parameters
+        signature = inspect.signature(factory)
+        params = signature.parameters
         if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
             kwargs = {name: value for name, value in kwargs.items() if name in params}
-        inspect.signature(factory).bind(**kwargs)
+        signature.bind(**kwargs)
     except (TypeError, ValueError) as error:
         cause = error.__cause__ or error
         raise ConfigError(f"{what}: {cause}") from None
@@ -331,14 +332,15 @@ class VoiceTask:
             count += 1
             if count >= limit:
                 break
-        self.mean_feature = None if total is None else (total / count).float()  # (D,)
+        self.mean_feature = None
         if total is None:
             return
         mean = total / count
-        # RMS distance from the mean: E|f|^2 - |E f|^2, in float64
-        self.feature_spread = max(squares / count - float(mean.pow(2).sum()), 0.0) ** 0.5
+        self.mean_feature = mean.float()  # (D,)
         if hasattr(self.loss, "set_mean"):
-            self.loss.set_mean(self.mean_feature.to(trainer.device), self.feature_spread)
+            # RMS distance from the mean: E|f|^2 - |E f|^2, in float64
+            spread = max(squares / count - float(mean.pow(2).sum()), 0.0) ** 0.5
+            self.loss.set_mean(self.mean_feature.to(trainer.device), spread)
         head = getattr(self.model, "fc2", None)
         if not resuming and isinstance(head, nn.Linear) and head.bias is not None:
             with torch.no_grad():  # start from the mean face
@@ -828,8 +830,9 @@ class Trainer:
         mean = getattr(self.task, "mean_feature", None)
         if mean is not None:
             bundle["mean_feature"] = mean.detach().cpu().float()  # (D,)
-        if hasattr(getattr(self.task, "loss", None), "project"):
-            bundle["feature_radius"] = float(self.task.feature_spread)
+        loss = getattr(self.task, "loss", None)
+        if hasattr(loss, "project"):  # predictions stand at the spread's distance from the mean
+            bundle["feature_radius"] = float(loss.spread)
         return bundle
 
     def save(self, step: int, optimizer, scheduler, is_best: bool) -> Path:
