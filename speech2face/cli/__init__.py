@@ -27,6 +27,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "speech2face.cli.train:main",
         "train the face decoder (task=decoder), then the voice encoder (task=voice)",
     ),
+    "eval": (
+        "speech2face.cli.eval:main",
+        "the paper's evaluation of a voice checkpoint: metrics.json and report.html",
+    ),
 }
 
 

@@ -136,7 +136,8 @@ class ShardDataset(IterableDataset):
         urls: explicit shard paths/URLs instead of ``root`` (a list, or one string with
             ``{000000..000009}`` ranges).
         train: random 6 s windows and shuffling (``True``) or the first 6 s in order.
-        clip_samples: waveform length (96,000 = 6 s at 16 kHz, the paper's).
+        clip_samples: waveform length (96,000 = 6 s at 16 kHz, the paper's); ``None``: the
+            stored segment whole, as long as it is (evaluation's windows; not collatable).
         with_image: also yield the aligned crop, ``(3, 224, 224)`` uint8.
         with_landmarks: also yield the 68 landmarks, ``(68, 2)`` float32 crop pixels.
         require_audio: skip face-only samples (no ``.wav``); ``False`` yields them with an
@@ -161,7 +162,7 @@ class ShardDataset(IterableDataset):
         split: str = "train",
         urls: Sequence[str] | str | None = None,
         train: bool = True,
-        clip_samples: int = N_SAMPLES,
+        clip_samples: int | None = N_SAMPLES,
         with_image: bool = False,
         with_landmarks: bool = False,
         require_audio: bool = True,
@@ -190,7 +191,7 @@ class ShardDataset(IterableDataset):
         self.counts: list[int] | None = known  # samples per shard, from shards.json
         self.num_samples = None if self.counts is None else sum(self.counts)
         self.train = train
-        self.clip_samples = int(clip_samples)
+        self.clip_samples = None if clip_samples is None else int(clip_samples)
         self.with_image = with_image
         self.with_landmarks = with_landmarks
         self.require_audio = require_audio
@@ -356,12 +357,13 @@ class ShardDataset(IterableDataset):
             if rate != SAMPLE_RATE:
                 raise S2FError(f"{key}: audio at {rate} Hz, expected {SAMPLE_RATE}")
             wav = torch.from_numpy(pcm.astype(np.float32) / PCM_SCALE)
-            if self.train and wav.numel() > self.clip_samples:
-                start = int(rng.integers(0, wav.numel() - self.clip_samples + 1))
-                wav = wav[start : start + self.clip_samples]
-            wav = fit_to_length(wav, self.clip_samples)
+            if self.clip_samples is not None:
+                if self.train and wav.numel() > self.clip_samples:
+                    start = int(rng.integers(0, wav.numel() - self.clip_samples + 1))
+                    wav = wav[start : start + self.clip_samples]
+                wav = fit_to_length(wav, self.clip_samples)
         else:
-            wav = torch.zeros(self.clip_samples)
+            wav = torch.zeros(self.clip_samples or 0)
         sample: dict[str, Any] = {
             "wav": wav,  # (clip_samples,)
             "feature": torch.from_numpy(read_npy(members["feat.npy"]).astype(np.float32)),  # (D,)

@@ -245,10 +245,15 @@ class Bundle:
         """The voice encoder's predicted face features."""
         if self.voice_encoder is None:
             raise TrainingCheckpointError("this checkpoint holds no voice encoder")
-        features = self.voice_encoder(spec)
+        return self.place(self.voice_encoder(spec))
+
+    def place(self, outputs: Tensor) -> Tensor:  # (B, feature_dim) -> (B, feature_dim)
+        """The face features the voice encoder's raw ``outputs`` stand for: as they are, or
+        placed at ``feature_radius`` from the mean face in their direction (averages of
+        several windows' outputs go through here too)."""
         if self.feature_radius is not None and self.mean_feature is not None:
-            features = project_from_mean(features, self.mean_feature, self.feature_radius)
-        return features
+            return project_from_mean(outputs, self.mean_feature, self.feature_radius)
+        return outputs
 
     @torch.no_grad()
     def portrait(self, features: Tensor) -> Tensor:  # (B, feature_dim) -> (B, 3, H, W)

@@ -1,0 +1,215 @@
+"""Run a voice bundle over one split of shards and keep what the metrics need.
+
+For every sample: the true feature, the predicted feature of each audio window
+(:data:`WINDOWS`), the attribute backend's labels of the true face and of the F2F and S2F
+portraits, dlib's 68 landmarks on both portraits, and the features the pooled (SF2F-style)
+retrieval compares. Images are dropped once labelled, except the gallery's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from speech2face.audio import SAMPLE_RATE, fit_to_length, spectrogram
+from speech2face.training.checkpoint import Bundle
+
+# name -> window length in seconds (None: the whole segment, windows of the training length)
+WINDOWS: dict[str, float | None] = {"3s": 3.0, "6s": 6.0, "clip": None}
+WINDOW_DESCRIPTIONS = {
+    "3s": "the first 3 s of each segment (tiled when shorter), as the paper's 3 s rows",
+    "6s": "the first 6 s of each segment (tiled when shorter), as the paper's 6 s rows",
+    "clip": (
+        "the whole segment: windows of the checkpoint's training length with half a "
+        "window's hop, their predictions averaged (one tiled window when shorter)"
+    ),
+}
+PORTRAIT_WINDOW = "6s"  # the S2F portraits and their attributes: the paper's 6 s audio
+IMAGES = ("true_face", "f2f", "s2f")  # the three images per sample the attributes compare
+
+
+@dataclass
+class GalleryItem:
+    """One sample shown in the report: ``(3, H, W)`` uint8 images and the voice."""
+
+    key: str
+    speaker: str
+    labels: dict[str, Any]
+    true_face: Tensor  # (3, 224, 224) uint8
+    f2f: Tensor  # (3, S, S) uint8
+    s2f: Tensor  # (3, S, S) uint8
+    wav: Tensor  # (L,) float32 in [-1, 1], 16 kHz
+
+
+@dataclass
+class Collected:
+    """Per-sample results of one pass over a split (row ``i`` is sample ``i`` everywhere).
+
+    Attributes:
+        keys, speakers: each sample's key and speaker id.
+        labels: the dataset's labels of each sample (``{}`` without labels).
+        true: ``(N, D)`` the true face features (from the shards).
+        predicted: window name -> ``(N, D)`` predicted features.
+        attributes: image name (:data:`IMAGES`) -> the backend's labels per sample
+            (empty without a backend).
+        landmarks: ``f2f`` / ``s2f`` -> ``(N, 68, 2)`` landmarks on the portraits (empty
+            when not measured).
+        pooled: ``query`` / ``gallery`` -> ``(N, E)`` features for SF2F-style retrieval: the
+            S2F portraits and the true faces through the pooling encoder (empty when none).
+        gallery: the samples the report shows.
+    """
+
+    keys: list[str] = field(default_factory=list)
+    speakers: list[str] = field(default_factory=list)
+    labels: list[dict[str, Any]] = field(default_factory=list)
+    true: Tensor | None = None
+    predicted: dict[str, Tensor] = field(default_factory=dict)
+    attributes: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    landmarks: dict[str, Tensor] = field(default_factory=dict)
+    pooled: dict[str, Tensor] = field(default_factory=dict)
+    gallery: list[GalleryItem] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+
+def fixed_window(wav: Tensor, samples: int) -> Tensor:  # (L,) -> (samples,)
+    """The first ``samples`` of ``wav``, tiled when it is shorter (the paper's short audio)."""
+    return fit_to_length(wav[:samples], samples)
+
+
+def clip_windows(wav: Tensor, samples: int) -> Tensor:  # (L,) -> (W, samples)
+    """Windows of ``samples`` covering ``wav`` with a hop of half a window, the last one
+    flush with its end; one tiled window when ``wav`` is shorter."""
+    length = wav.numel()
+    if length <= samples:
+        return fixed_window(wav, samples)[None]
+    hop = max(samples // 2, 1)
+    starts = list(range(0, length - samples + 1, hop))
+    if starts[-1] != length - samples:
+        starts.append(length - samples)
+    return torch.stack([wav[start : start + samples] for start in starts])
+
+
+def to_uint8(images: Tensor) -> Tensor:  # (B, 3, H, W) in [0, 1] -> (B, 3, H, W) uint8 (CPU)
+    return (images.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).cpu()
+
+
+def batches(samples: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    batch: list[dict[str, Any]] = []
+    for sample in samples:
+        batch.append(sample)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+class Collector:
+    """Runs the bundle, the attribute backend, the landmarker and the pooling encoder.
+
+    Args:
+        bundle: a voice bundle (:func:`speech2face.training.load_bundle`), on ``device``.
+        device: where the voice encoder and decoder run.
+        backend: an attribute backend, or ``None``.
+        landmarker: dlib's 68-point predictor (:class:`speech2face.faces.Landmarker`), or
+            ``None`` to skip the craniofacial measurements.
+        pool_encoder: a face encoder for the pooled retrieval's features, or ``None``.
+        gallery_size: samples of distinct speakers kept for the report.
+    """
+
+    def __init__(
+        self,
+        bundle: Bundle,
+        device: torch.device,
+        backend: Any = None,
+        landmarker: Any = None,
+        pool_encoder: Any = None,
+        gallery_size: int = 8,
+    ) -> None:
+        self.bundle = bundle
+        self.device = device
+        self.backend = backend
+        self.landmarker = landmarker
+        self.pool_encoder = pool_encoder
+        self.gallery_size = int(gallery_size)
+        self.train_samples = int(bundle.audio.get("clip_samples", 6 * SAMPLE_RATE))
+
+    def run(self, samples: Iterable[dict[str, Any]], batch_size: int, progress: Any) -> Collected:
+        out = Collected()
+        parts: dict[str, list[Tensor]] = {}
+        for batch in batches(samples, batch_size):
+            for name, value in self._batch(batch, out).items():
+                parts.setdefault(name, []).append(value)
+            progress.update(len(batch))
+        if not out.keys:
+            return out
+        out.true = torch.cat(parts.pop("true"))
+        for name, values in parts.items():
+            group, _, item = name.partition("/")
+            getattr(out, group)[item] = torch.cat(values)
+        return out
+
+    @torch.no_grad()
+    def _batch(self, batch: list[dict[str, Any]], out: Collected) -> dict[str, Tensor]:
+        bundle = self.bundle
+        true = torch.stack([s["feature"] for s in batch]).to(self.device)  # (B, D)
+        values: dict[str, Tensor] = {"true": true.cpu()}
+        for name, seconds in WINDOWS.items():
+            values[f"predicted/{name}"] = self._predict(batch, seconds).cpu()
+        f2f = bundle.portrait(true)  # (B, 3, S, S)
+        s2f = bundle.portrait(values[f"predicted/{PORTRAIT_WINDOW}"].to(self.device))
+        f2f8, s2f8 = to_uint8(f2f), to_uint8(s2f)
+        faces = torch.stack([s["image"] for s in batch])  # (B, 3, 224, 224) uint8
+        if self.backend is not None:
+            for image, pixels in zip(IMAGES, (faces, f2f8, s2f8), strict=True):
+                out.attributes.setdefault(image, []).extend(self.backend.predict(pixels))
+        if self.landmarker is not None:
+            for image, pixels in (("f2f", f2f8), ("s2f", s2f8)):
+                crops = pixels.permute(0, 2, 3, 1).numpy()
+                points = np.stack([self.landmarker(crop) for crop in crops])
+                values[f"landmarks/{image}"] = torch.from_numpy(points)
+        if self.pool_encoder is not None:
+            values["pooled/query"] = self.pool_encoder(s2f.float().cpu()).float()
+            values["pooled/gallery"] = self.pool_encoder(faces.float().div(255)).float()
+        seen = {item.speaker for item in out.gallery}
+        for i, sample in enumerate(batch):
+            labels = dict(sample["meta"].get("labels") or {})
+            out.keys.append(str(sample["key"]))
+            out.speakers.append(str(sample["speaker"]))
+            out.labels.append(labels)
+            if len(out.gallery) < self.gallery_size and sample["speaker"] not in seen:
+                seen.add(sample["speaker"])
+                out.gallery.append(
+                    GalleryItem(
+                        key=str(sample["key"]),
+                        speaker=str(sample["speaker"]),
+                        labels=labels,
+                        true_face=faces[i],
+                        f2f=f2f8[i],
+                        s2f=s2f8[i],
+                        wav=sample["wav"],
+                    )
+                )
+        return values
+
+    def _predict(self, batch: list[dict[str, Any]], seconds: float | None) -> Tensor:
+        """``(B, D)`` predicted features of one window per sample, or of every window of the
+        whole segment averaged (``seconds=None``)."""
+        bundle = self.bundle
+        assert bundle.voice_encoder is not None
+        if seconds is not None:
+            samples = round(seconds * SAMPLE_RATE)
+            wavs = torch.stack([fixed_window(s["wav"], samples) for s in batch])
+            return bundle.features(spectrogram(wavs.to(self.device)))
+        groups = [clip_windows(s["wav"], self.train_samples) for s in batch]
+        outputs = bundle.voice_encoder(spectrogram(torch.cat(groups).to(self.device)))
+        counts = [len(group) for group in groups]
+        means = torch.stack([part.mean(0) for part in outputs.split(counts)])
+        return bundle.place(means)

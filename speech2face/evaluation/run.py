@@ -1,0 +1,659 @@
+"""``s2f-eval``: the paper's evaluation of a voice checkpoint on one split of shards.
+
+:func:`evaluate` loads the bundle, checks the shards against it, runs
+:class:`~speech2face.evaluation.collect.Collector` over the split, computes every table of
+``docs/evaluation.md`` (:func:`compute_metrics`), and writes ``metrics.json``,
+``report.html`` and ``media/`` into ``output_dir`` all at once at the end.
+"""
+
+from __future__ import annotations
+
+import datetime
+import importlib.metadata
+import json
+import math
+import os
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from speech2face.audio import SAMPLE_RATE
+from speech2face.config import require_file_name
+from speech2face.errors import ConfigError, S2FError
+from speech2face.evaluation.collect import (
+    IMAGES,
+    PORTRAIT_WINDOW,
+    WINDOW_DESCRIPTIONS,
+    WINDOWS,
+    Collected,
+    Collector,
+)
+from speech2face.metrics import (
+    METRICS,
+    bootstrap_ci,
+    confusion,
+    craniofacial_correlations,
+    feature_similarity,
+    pooled_ranks,
+    recall_cis,
+    recall_from_ranks,
+    retrieval_ranks,
+)
+from speech2face.metrics.attributes import (
+    AGE_BINS,
+    ETHNICITIES,
+    GENDERS,
+    PAPER_ETHNICITY_DIAGONAL,
+    PAPER_ETHNICITY_DIAGONAL_F2F,
+    PAPER_GENDER_AGREEMENT,
+    PAPER_GENDER_AGREEMENT_F2F,
+    age_bin,
+)
+from speech2face.metrics.craniofacial import PAPER_CORRELATIONS, PAPER_RANDOM_CORRELATION
+from speech2face.metrics.retrieval import PAPER_RETRIEVAL
+from speech2face.metrics.similarity import PAPER_FEATURE_SIMILARITY
+
+SCHEMA = "speech2face.eval"
+SCHEMA_VERSION = 1
+METRICS_FILE = "metrics.json"
+REPORT_FILE = "report.html"
+MEDIA_DIR = "media"
+MIN_CORRELATION_PAIRS = 3  # Pearson r needs at least 3 pairs to have a p-value
+ATTRIBUTE_CLASSES = {"gender": GENDERS, "age": AGE_BINS, "ethnicity": ETHNICITIES}
+
+
+class EvalError(S2FError, ValueError):
+    """An evaluation that cannot run on these inputs (one line for the user)."""
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def figure(value: float, interval: tuple[float, float] | None = None) -> dict[str, float | None]:
+    """``{"value", "low", "high"}``; ``low`` = ``high`` = ``value`` without an interval."""
+    low, high = interval if interval is not None else (value, value)
+    return {"value": _number(value), "low": _number(low), "high": _number(high)}
+
+
+def _number(value: Any) -> float | None:
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _recall_rows(
+    ranks: Tensor, ks: Sequence[int], resamples: int, seed: int, **row: Any
+) -> dict[str, Any]:
+    """One retrieval row: recall@K with bootstrap intervals, from 1-based ranks."""
+    recall = recall_from_ranks(ranks, ks)
+    cis = recall_cis(ranks, ks, n_resamples=resamples, seed=seed)
+    return {**row, "recall": {str(k): figure(recall[k], cis[k]) for k in ks}}
+
+
+def _chance_row(pool: int, ks: Sequence[int], **row: Any) -> dict[str, Any]:
+    return {
+        **row,
+        "predictor": "chance",
+        "recall": {str(k): figure(min(k / pool, 1.0)) for k in ks},
+    }
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def similarity_table(collected: Collected, mean: Tensor | None) -> dict[str, Any]:
+    """``{window: {"model": {...}, "mean_face": {...}}}`` of feature similarity."""
+    assert collected.true is not None
+    out: dict[str, Any] = {}
+    for window in WINDOWS:
+        row = {"model": _mean_std(feature_similarity(collected.predicted[window], collected.true))}
+        if mean is not None:
+            baseline = mean.expand_as(collected.true)
+            row["mean_face"] = _mean_std(feature_similarity(baseline, collected.true))
+        out[window] = row
+    return out
+
+
+def _mean_std(values: dict[str, Any]) -> dict[str, dict[str, float | None]]:
+    return {key: {"mean": _number(v.mean), "std": _number(v.std)} for key, v in values.items()}
+
+
+def retrieval_table(
+    collected: Collected,
+    mean: Tensor | None,
+    pool_size: int,
+    ks: Sequence[int],
+    resamples: int,
+    seed: int,
+    notes: list[str],
+) -> dict[str, Any]:
+    """Recall@K of each voice's own face among ``pool_size`` faces (a fixed random subset of
+    the split when it has more; all of them when it has fewer, with a note)."""
+    assert collected.true is not None
+    n = len(collected)
+    pool = min(int(pool_size), n)
+    if pool < int(pool_size):
+        notes.append(
+            f"retrieval: a pool of {pool_size} faces was asked for; the split has {n}, so "
+            f"the pool is all {n}"
+        )
+    chosen = torch.from_numpy(np.sort(np.random.default_rng(seed).permutation(n)[:pool]))
+    true = collected.true[chosen]
+    targets = torch.arange(pool)
+    ks = [k for k in ks if k <= pool] or [pool]
+    rows = []
+    for window in WINDOWS:
+        predicted = collected.predicted[window][chosen]
+        for metric in METRICS:
+            ranks = retrieval_ranks(predicted, true, targets, metric)
+            rows.append(
+                _recall_rows(
+                    ranks, ks, resamples, seed, window=window, metric=metric, predictor="model"
+                )
+            )
+            if mean is not None:
+                ranks = retrieval_ranks(mean.expand_as(true), true, targets, metric)
+                rows.append(
+                    _recall_rows(
+                        ranks,
+                        ks,
+                        resamples,
+                        seed,
+                        window=window,
+                        metric=metric,
+                        predictor="mean_face",
+                    )
+                )
+            rows.append(_chance_row(pool, ks, window=window, metric=metric))
+    return {"pool_size": pool, "pool_requested": int(pool_size), "ks": list(ks), "rows": rows}
+
+
+def pooled_retrieval_table(
+    collected: Collected,
+    features_name: str,
+    features_note: str,
+    pool_size: int,
+    num_pools: int,
+    ks: Sequence[int],
+    resamples: int,
+    seed: int,
+) -> dict[str, Any]:
+    """SF2F's recall@K within random pools of ``pool_size`` identities (speakers)."""
+    speakers = sorted(set(collected.speakers))
+    if len(speakers) < pool_size:
+        return {
+            "skipped": f"pools of {pool_size} identities need at least {pool_size} speakers; "
+            f"the split has {len(speakers)}"
+        }
+    if collected.pooled:
+        queries, gallery = collected.pooled["query"], collected.pooled["gallery"]
+    else:
+        assert collected.true is not None
+        queries, gallery = collected.predicted[PORTRAIT_WINDOW], collected.true
+    targets = torch.arange(len(collected))
+    labels = np.asarray(collected.speakers)
+    ks = [k for k in ks if k <= pool_size]
+    rows = []
+    for metric in METRICS:
+        ranks = pooled_ranks(queries, gallery, targets, pool_size, metric, seed, num_pools, labels)
+        rows.append(
+            _recall_rows(
+                ranks,
+                ks,
+                resamples,
+                seed,
+                window=PORTRAIT_WINDOW,
+                metric=metric,
+                predictor="model",
+            )
+        )
+        rows.append(_chance_row(pool_size, ks, window=PORTRAIT_WINDOW, metric=metric))
+    return {
+        "pool_size": pool_size,
+        "num_pools": num_pools,
+        "features": features_name,
+        "features_note": features_note,
+        "window": PORTRAIT_WINDOW,
+        "ks": ks,
+        "rows": rows,
+    }
+
+
+def _label(attribute: str, value: Any) -> str | None:
+    """A label in the attribute's classes (ages binned), ``None`` when unknown."""
+    if value is None:
+        return None
+    if attribute == "age":
+        try:
+            return age_bin(float(value))
+        except (TypeError, ValueError, S2FError):
+            return None
+    text = str(value).strip().lower()
+    if attribute == "ethnicity" and text and text not in ETHNICITIES:
+        return "other"
+    return text if text in ATTRIBUTE_CLASSES[attribute] else None
+
+
+def attribute_tables(
+    collected: Collected, backend: Any, resamples: int, seed: int, notes: list[str]
+) -> dict[str, Any]:
+    """Confusion matrices of every (reference, compared) pair the labels allow."""
+    if backend is None:
+        return {"skipped": "no attribute backend (attributes=none)"}
+    predicted = {
+        image: [
+            [_label(a, p.get(a)) for p in collected.attributes[image]] for a in ATTRIBUTE_CLASSES
+        ]
+        for image in IMAGES
+    }
+    dataset = [[_label(a, labels.get(a)) for labels in collected.labels] for a in ATTRIBUTE_CLASSES]
+    tables, skipped = [], []
+    for index, attribute in enumerate(ATTRIBUTE_CLASSES):
+        if attribute not in backend.attributes:
+            reason = backend.missing.get(attribute, f"{backend.name} does not predict it")
+            skipped.append({"attribute": attribute, "reference": "true_face", "reason": reason})
+            notes.append(f"{attribute}: {reason}")
+            continue
+        references = {"true_face": predicted["true_face"][index]}
+        if any(label is not None for label in dataset[index]):
+            references["dataset"] = dataset[index]
+        else:
+            skipped.append(
+                {
+                    "attribute": attribute,
+                    "reference": "dataset",
+                    "reason": f"the shards carry no {attribute} labels",
+                }
+            )
+        for reference, ref_labels in references.items():
+            compared_images = ("s2f", "f2f") + (("true_face",) if reference == "dataset" else ())
+            for compared in compared_images:
+                tables.append(
+                    _table(
+                        attribute,
+                        reference,
+                        compared,
+                        ref_labels,
+                        predicted[compared][index],
+                        resamples,
+                        seed,
+                    )
+                )
+    return {
+        "backend": backend.name,
+        "description": backend.description,
+        "attributes": list(backend.attributes),
+        "missing": dict(backend.missing),
+        "tables": tables,
+        "skipped": skipped,
+    }
+
+
+def _table(
+    attribute: str,
+    reference: str,
+    compared: str,
+    ref_labels: list[str | None],
+    cmp_labels: list[str | None],
+    resamples: int,
+    seed: int,
+) -> dict[str, Any]:
+    matrix = confusion(ref_labels, cmp_labels, ATTRIBUTE_CLASSES[attribute])
+    hits = np.asarray(
+        [
+            a == b
+            for a, b in zip(ref_labels, cmp_labels, strict=True)
+            if a is not None and b is not None
+        ],
+        dtype=np.float64,
+    )
+    interval = bootstrap_ci(hits, n_resamples=resamples, seed=seed) if len(hits) > 1 else None
+    normalised = matrix.normalised()
+    return {
+        "attribute": attribute,
+        "reference": reference,
+        "compared": compared,
+        "classes": list(matrix.classes),
+        "counts": matrix.counts.tolist(),
+        "normalised": [
+            None if np.isnan(row).all() else [_number(v) for v in row] for row in normalised
+        ],
+        "agreement": figure(matrix.agreement(), interval),
+        "per_class": {k: _number(v) for k, v in matrix.per_class().items()},
+        "samples": matrix.total,
+    }
+
+
+def craniofacial_table(collected: Collected, seed: int) -> dict[str, Any]:
+    if not collected.landmarks:
+        return {"skipped": "craniofacial measurements were turned off (craniofacial=false)"}
+    n = len(collected)
+    if n < MIN_CORRELATION_PAIRS:
+        return {"skipped": f"Pearson r needs at least {MIN_CORRELATION_PAIRS} portraits, got {n}"}
+    correlations = craniofacial_correlations(
+        collected.landmarks["f2f"], collected.landmarks["s2f"], seed=seed
+    )
+    return {
+        "samples": n,
+        "detected": n,
+        "measurements": [
+            {
+                "name": name,
+                "r": _number(c.r),
+                "p": _number(c.p),
+                "random_r": _number(c.random_r),
+                "paper_r": PAPER_CORRELATIONS.get(name),
+            }
+            for name, c in correlations.items()
+        ],
+        "paper_random_r": PAPER_RANDOM_CORRELATION,
+    }
+
+
+def paper_figures() -> dict[str, Any]:
+    """The paper's figures, as ``docs/evaluation.md`` lays them out."""
+    return {
+        "similarity": {
+            window: {key: list(value) for key, value in row.items()}
+            for window, row in PAPER_FEATURE_SIMILARITY.items()
+        },
+        "retrieval": {
+            window: {metric: {str(k): v for k, v in row.items()} for metric, row in rows.items()}
+            for window, rows in PAPER_RETRIEVAL.items()
+        },
+        "gender_agreement": dict(PAPER_GENDER_AGREEMENT),
+        "gender_agreement_f2f": dict(PAPER_GENDER_AGREEMENT_F2F),
+        "ethnicity_diagonal": dict(PAPER_ETHNICITY_DIAGONAL),
+        "ethnicity_diagonal_f2f": dict(PAPER_ETHNICITY_DIAGONAL_F2F),
+        "craniofacial": dict(PAPER_CORRELATIONS),
+        "craniofacial_random": PAPER_RANDOM_CORRELATION,
+    }
+
+
+# --------------------------------------------------------------------------- the run
+
+
+def _settings(cfg: Any) -> dict[str, Any]:
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device={name} but no CUDA device is available: use device=cpu")
+    return device
+
+
+def load_voice_bundle(path: str, device: torch.device):
+    """The voice bundle of ``path``, or a one-line :class:`EvalError`."""
+    from speech2face.training.checkpoint import load_bundle
+
+    if not Path(path).is_file():
+        raise EvalError(f"checkpoint {path} does not exist")
+    bundle = load_bundle(path, map_location=device)
+    if bundle.voice_encoder is None:
+        raise EvalError(
+            f"checkpoint {path} holds a face decoder ({bundle.task} task): s2f-eval needs a "
+            "voice checkpoint (s2f-train task=voice ... output_dir=RUN_VOICE/, then "
+            "checkpoint=RUN_VOICE/checkpoints/last.pt)"
+        )
+    return bundle
+
+
+def split_dataset(cfg: Any, bundle: Any):
+    """The split's samples (whole segments, images), checked against the bundle."""
+    from speech2face.data import ShardDataset
+
+    data = cfg.data
+    root = data.get("root")
+    split = str(data.split)
+    dataset = ShardDataset(
+        root=None if data.get("urls") else require_file_name(root, "data.root", "shards"),
+        urls=data.get("urls"),
+        split=split,
+        train=False,
+        clip_samples=None,
+        with_image=True,
+        require_audio=True,
+        rank=0,
+        world_size=1,
+    )
+    where = root or data.get("urls")
+    if dataset.num_samples == 0:
+        raise EvalError(f"the {split} split of {where} is empty: choose another with data.split=")
+    first = next(iter(dataset), None)
+    if first is None:
+        raise EvalError(f"the {split} split of {where} holds no sample with audio")
+    width = int(first["feature"].shape[0])
+    made_by = first["meta"].get("face_encoder")
+    if width != bundle.feature_dim or (made_by and made_by != bundle.face_encoder):
+        by = f" by {made_by}" if made_by else ""
+        raise EvalError(
+            f"shards in {where} hold {width}-D features{by}, but the checkpoint was trained on "
+            f"{bundle.feature_dim}-D {bundle.face_encoder} features: evaluate on shards made "
+            "with the same face encoder"
+        )
+    return dataset
+
+
+def pool_encoder(bundle: Any, wanted: str) -> tuple[Any, str, str]:
+    """The face encoder whose features the pooled retrieval compares: ``(encoder or None,
+    name, note)``. FaceNet (SF2F's choice) when its weights are on this machine, else the
+    checkpoint's own face encoder when it can run here, else the predicted features."""
+    from speech2face.models import build_face_encoder
+
+    candidates = ["facenet", bundle.face_encoder] if wanted == "auto" else [wanted]
+    for name in dict.fromkeys(candidates):
+        if name == "predicted":
+            break
+        if name != "dlib" and not _weights_here(name):
+            continue
+        encoder = build_face_encoder(name)
+        if hasattr(encoder, "load_weights") and name != "dlib":
+            encoder.load_weights(_weights_file(name))
+        encoder.eval()
+        note = (
+            "FaceNet (VGGFace2) features of the S2F portraits against those of the true faces, "
+            "as SF2F"
+            if name == "facenet"
+            else f"{name} features of the S2F portraits against those of the true faces "
+            "(FaceNet's weights are not on this machine: s2f-weights fetch facenet_vggface2)"
+        )
+        return encoder, name, note
+    return (
+        None,
+        "predicted",
+        "the predicted features against the true ones (no face encoder could run on the "
+        "portraits here)",
+    )
+
+
+_ENCODER_WEIGHTS = {"facenet": "facenet_vggface2", "vggface": "vgg_face_dag"}
+
+
+def _weights_file(name: str) -> Path | None:
+    from speech2face.weights import WeightsError, local_path
+
+    entry = _ENCODER_WEIGHTS.get(name)
+    if entry is None:
+        return None
+    try:
+        return local_path(entry)
+    except WeightsError:
+        return None
+
+
+def _weights_here(name: str) -> bool:
+    path = _weights_file(name)
+    return path is not None and path.is_file()
+
+
+def compute_metrics(
+    cfg: Any, bundle: Any, collected: Collected, backend: Any, pool: tuple[Any, str, str]
+) -> dict[str, Any]:
+    """Every table of ``docs/evaluation.md`` except ``gallery`` and ``plots``."""
+    notes: list[str] = []
+    seed, resamples = int(cfg.seed), int(cfg.bootstrap_resamples)
+    ks = [int(k) for k in cfg.ks]
+    mean = bundle.mean_feature.cpu() if bundle.mean_feature is not None else None
+    if mean is None:
+        notes.append("the checkpoint holds no mean training feature: no mean-face baseline")
+    labels = sorted({key for row in collected.labels for key, v in row.items() if v is not None})
+    return {
+        "schema": SCHEMA,
+        "version": SCHEMA_VERSION,
+        "created": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "speech2face_version": importlib.metadata.version("speech2face"),
+        "checkpoint": {
+            "path": str(cfg.checkpoint),
+            "sha256": _sha256(str(cfg.checkpoint)),
+            "task": bundle.task,
+            "step": bundle.step,
+            "face_encoder": bundle.face_encoder,
+            "feature_dim": bundle.feature_dim,
+            "window_seconds": int(bundle.audio.get("clip_samples", 0)) / SAMPLE_RATE,
+        },
+        "data": {
+            "root": str(cfg.data.get("root") or cfg.data.get("urls")),
+            "split": str(cfg.data.split),
+            "samples": len(collected),
+            "speakers": len(set(collected.speakers)),
+            "labels": [key for key in labels if key in ATTRIBUTE_CLASSES],
+        },
+        "settings": _settings(cfg),
+        "notes": notes,
+        "windows": {
+            name: {"seconds": seconds, "description": WINDOW_DESCRIPTIONS[name]}
+            for name, seconds in WINDOWS.items()
+        },
+        "similarity": similarity_table(collected, mean),
+        "retrieval": retrieval_table(
+            collected, mean, int(cfg.pool_size), ks, resamples, seed, notes
+        ),
+        "pooled_retrieval": pooled_retrieval_table(
+            collected,
+            pool[1],
+            pool[2],
+            int(cfg.sf2f.pool_size),
+            int(cfg.sf2f.num_pools),
+            ks,
+            resamples,
+            seed,
+        ),
+        "attributes": attribute_tables(collected, backend, resamples, seed, notes),
+        "craniofacial": craniofacial_table(collected, seed),
+        "gallery": [],
+        "paper": paper_figures(),
+        "plots": {},
+    }
+
+
+def _sha256(path: str) -> str:
+    from speech2face.weights import sha256_of
+
+    return sha256_of(path)
+
+
+def write_gallery(collected: Collected, stage: Path, predicted: bool) -> list[dict[str, Any]]:
+    """The gallery's PNGs and WAVs under ``stage/media/gallery``; its JSON entries."""
+    from PIL import Image
+
+    from speech2face.data.shards import encode_wav
+
+    folder = stage / MEDIA_DIR / "gallery"
+    folder.mkdir(parents=True, exist_ok=True)
+    index = {key: i for i, key in enumerate(collected.keys)}
+    entries = []
+    for number, item in enumerate(collected.gallery):
+        stem = f"{number:03d}"
+        entry: dict[str, Any] = {"key": item.key, "speaker": item.speaker, "labels": item.labels}
+        for image, pixels in (("true", item.true_face), ("f2f", item.f2f), ("s2f", item.s2f)):
+            name = f"{stem}_{image}.png"
+            Image.fromarray(pixels.permute(1, 2, 0).numpy()).save(folder / name)
+            entry[image] = f"{MEDIA_DIR}/gallery/{name}"
+        pcm = (item.wav.clamp(-1, 1) * 32767).round().to(torch.int16).numpy()
+        (folder / f"{stem}.wav").write_bytes(encode_wav(pcm))
+        entry["audio"] = f"{MEDIA_DIR}/gallery/{stem}.wav"
+        if predicted:
+            row = index[item.key]
+            entry["predicted"] = {
+                ("true" if image == "true_face" else image): collected.attributes[image][row]
+                for image in IMAGES
+            }
+        entries.append(entry)
+    return entries
+
+
+def _publish(stage: Path, output: Path) -> None:
+    """Move ``media/``, ``metrics.json`` and ``report.html`` from ``stage`` into ``output``,
+    the report last, replacing an earlier evaluation's."""
+    media, old = output / MEDIA_DIR, output / f".{MEDIA_DIR}.old"
+    shutil.rmtree(old, ignore_errors=True)
+    if media.exists():
+        os.replace(media, old)
+    os.replace(stage / MEDIA_DIR, media)
+    os.replace(stage / METRICS_FILE, output / METRICS_FILE)
+    os.replace(stage / REPORT_FILE, output / REPORT_FILE)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def evaluate(cfg: Any) -> dict[str, Any]:
+    """Run ``s2f-eval`` as ``configs/eval.yaml`` describes; returns the metrics."""
+    from tqdm import tqdm
+
+    from speech2face.attributes import build_backend
+    from speech2face.evaluation.report import summary_table, write_report
+    from speech2face.runlock import hold_directory
+
+    checkpoint = require_file_name(cfg.checkpoint, "checkpoint", "a voice checkpoint")
+    output = Path(require_file_name(cfg.output_dir, "output_dir", "a directory"))
+    for name in ("batch_size", "gallery_size", "bootstrap_resamples", "pool_size"):
+        if int(cfg[name]) < (0 if name == "gallery_size" else 1):
+            raise ConfigError(f"{name} must be a positive number, got {cfg[name]}")
+    device = _device(str(cfg.device))
+    bundle = load_voice_bundle(checkpoint, device)
+    dataset = split_dataset(cfg, bundle)
+    backend = build_backend(cfg.attributes)
+    landmarker = None
+    if cfg.craniofacial:
+        from speech2face.faces.landmarks import Landmarker
+
+        landmarker = Landmarker()
+    pool = pool_encoder(bundle, str(cfg.sf2f.features))
+    collector = Collector(bundle, device, backend, landmarker, pool[0], int(cfg.gallery_size))
+    limit = cfg.get("max_samples")
+    total = dataset.num_samples if limit is None else min(int(limit), dataset.num_samples or 0)
+    samples = iter(dataset)
+    if limit is not None:
+        import itertools
+
+        samples = itertools.islice(samples, int(limit))
+    with hold_directory(output, "s2f-eval"):
+        stage = output / f".s2f-eval.{os.getpid()}.tmp"
+        for stale in output.glob(".s2f-eval.*.tmp"):
+            shutil.rmtree(stale, ignore_errors=True)
+        try:
+            with tqdm(
+                total=total, desc="s2f-eval", unit="sample", disable=not cfg.progress
+            ) as progress:
+                collected = collector.run(samples, int(cfg.batch_size), progress)
+            if not collected.keys:
+                raise EvalError(f"the {cfg.data.split} split holds no sample with audio")
+            metrics = compute_metrics(cfg, bundle, collected, backend, pool)
+            metrics["gallery"] = write_gallery(collected, stage, predicted=backend is not None)
+            write_report(metrics, stage)
+            (stage / METRICS_FILE).write_text(json.dumps(metrics, indent=1) + "\n")
+            _publish(stage, output)
+        finally:
+            shutil.rmtree(stage, ignore_errors=True)
+    print(summary_table(metrics))
+    print(f"report: {output / REPORT_FILE}")
+    return metrics
