@@ -42,6 +42,7 @@ import itertools
 import json
 import random
 import re
+import tarfile
 import urllib.request
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -312,7 +313,7 @@ class ShardDataset(IterableDataset):
                 for index, record in enumerate(iter_tar_samples(f)):
                     if index >= skip:
                         yield index, record
-        except OSError as error:
+        except (OSError, tarfile.TarError) as error:  # unreadable, or cut short
             raise S2FError(f"cannot read shard {shard}: {error}") from None
 
     def _run(self, order: list[int], first: int, count: int, rng: np.random.Generator):

