@@ -713,7 +713,7 @@ def _html_attributes(metrics: Mapping[str, Any], plots: Mapping[str, str]) -> st
             ]
             out.append(_table(("class", "agreement (%)", "paper (%)"), rows))
         out.append(_plot_img(plots, name, f"confusion matrix, {name}"))
-    skipped = section.get("skipped")
+    skipped = section.get("skipped_tables")
     if isinstance(skipped, list) and skipped:
         out.append("<h3>Tables left out</h3>\n<ul>\n")
         for item in skipped:

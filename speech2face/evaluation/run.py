@@ -289,7 +289,7 @@ def attribute_tables(
         "attributes": list(backend.attributes),
         "missing": dict(backend.missing),
         "tables": tables,
-        "skipped": skipped,
+        "skipped_tables": skipped,
     }
 
 
