@@ -17,6 +17,7 @@ from speech2face.evaluation.collect import WINDOWS, Collected, clip_windows, fix
 from speech2face.evaluation.run import (
     SCHEMA,
     SCHEMA_VERSION,
+    pooled_retrieval_table,
     retrieval_table,
     similarity_table,
 )
@@ -82,6 +83,25 @@ def test_a_pool_smaller_than_the_split_is_a_fixed_subset():
     table = retrieval_table(_collected(true, true), None, 10, [1], 50, 0, [])
     assert table["pool_size"] == 10
     assert _recall(table, "3s", "cosine", "model") == {"1": 1.0}
+
+
+def test_pooled_retrieval_in_pools_of_identities():
+    generator = torch.Generator().manual_seed(3)
+    true = torch.randn(240, 16, generator=generator)  # 120 speakers, two faces each
+    collected = _collected(true, true.clone())
+    collected.speakers = [f"s{i // 2}" for i in range(240)]
+    table = pooled_retrieval_table(collected, "predicted", "note", 100, 3, [1, 5], 50, 0)
+    assert (table["pool_size"], table["num_pools"], table["features"]) == (100, 3, "predicted")
+    assert _recall(table, "6s", "cosine", "model") == {"1": 1.0, "5": 1.0}
+    assert _recall(table, "6s", "l1", "chance") == {"1": 0.01, "5": 0.05}
+    shuffled = _collected(true, true[torch.randperm(240, generator=generator)])
+    shuffled.speakers = collected.speakers
+    table = pooled_retrieval_table(shuffled, "predicted", "note", 100, 3, [5], 200, 0)
+    assert _recall(table, "6s", "cosine", "model")["5"] == pytest.approx(0.05, abs=0.03)
+    few = pooled_retrieval_table(_collected(true[:50], true[:50]), "x", "", 100, 1, [1], 10, 0)
+    assert few == {
+        "skipped": "pools of 100 identities need at least 100 speakers; the split has 50"
+    }
 
 
 def test_windows_tile_short_audio_and_cover_long_audio():
