@@ -14,6 +14,7 @@ import json
 import math
 import os
 import shutil
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -664,6 +665,8 @@ def evaluate(cfg: Any) -> dict[str, Any]:
             _publish(stage, output)
         finally:
             shutil.rmtree(stage, ignore_errors=True)
+    for note in metrics["notes"]:
+        print(f"note: {note}", file=sys.stderr)
     print(summary_table(metrics))
     print(f"report: {output / REPORT_FILE}")
     return metrics
