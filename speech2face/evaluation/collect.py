@@ -161,8 +161,8 @@ class Collector:
         bundle = self.bundle
         true = torch.stack([s["feature"] for s in batch]).to(self.device)  # (B, D)
         values: dict[str, Tensor] = {"true": true.cpu()}
-        for name, seconds in WINDOWS.items():
-            values[f"predicted/{name}"] = self._predict(batch, seconds).cpu()
+        for name, value in self._predict(batch).items():
+            values[f"predicted/{name}"] = value.cpu()
         f2f = bundle.portrait(true)  # (B, 3, S, S)
         s2f = bundle.portrait(values[f"predicted/{PORTRAIT_WINDOW}"].to(self.device))
         f2f8, s2f8 = to_uint8(f2f), to_uint8(s2f)
@@ -199,17 +199,32 @@ class Collector:
                 )
         return values
 
-    def _predict(self, batch: list[dict[str, Any]], seconds: float | None) -> Tensor:
-        """``(B, D)`` predicted features of one window per sample, or of every window of the
-        whole segment averaged (``seconds=None``)."""
+    def _predict(self, batch: list[dict[str, Any]]) -> dict[str, Tensor]:
+        """``{window: (B, D)}`` predicted features: one window per sample for a fixed length,
+        every window of the whole segment averaged for ``clip``. A segment no longer than the
+        training window has one clip window, the same as the fixed window of that length when
+        there is one: its output is reused, not recomputed."""
         bundle = self.bundle
-        assert bundle.voice_encoder is not None
-        if seconds is not None:
+        encoder = bundle.voice_encoder
+        assert encoder is not None
+        raw: dict[str, Tensor] = {}
+        same_as: str | None = None
+        for name, seconds in WINDOWS.items():
+            if seconds is None:
+                continue
             samples = round(seconds * SAMPLE_RATE)
             wavs = torch.stack([fixed_window(s["wav"], samples) for s in batch])
-            return bundle.features(spectrogram(wavs.to(self.device)))
+            raw[name] = encoder(spectrogram(wavs.to(self.device)))  # (B, D)
+            if samples == self.train_samples:
+                same_as = name
         groups = [clip_windows(s["wav"], self.train_samples) for s in batch]
-        outputs = bundle.voice_encoder(spectrogram(torch.cat(groups).to(self.device)))
-        counts = [len(group) for group in groups]
-        means = torch.stack([part.mean(0) for part in outputs.split(counts)])
-        return bundle.place(means)
+        reuse = [same_as is not None and len(group) == 1 for group in groups]
+        todo = [group for group, done in zip(groups, reuse, strict=True) if not done]
+        outputs = encoder(spectrogram(torch.cat(todo).to(self.device))) if todo else None
+        parts = iter(outputs.split([len(g) for g in todo])) if outputs is not None else iter(())
+        clip = [
+            raw[same_as][i] if done else next(parts).mean(0)  # type: ignore[index]
+            for i, done in enumerate(reuse)
+        ]
+        raw["clip"] = torch.stack(clip)
+        return {name: bundle.place(value) for name, value in raw.items()}

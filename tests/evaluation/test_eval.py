@@ -116,6 +116,29 @@ def test_windows_tile_short_audio_and_cover_long_audio():
     assert windows[-1, -1] == long[-1]
 
 
+@torch.no_grad()
+def test_clip_window_averages_and_reuses(voice_run):
+    from speech2face.audio import spectrogram
+    from speech2face.evaluation.collect import Collector
+    from speech2face.training import load_bundle
+
+    bundle = load_bundle(voice_run / "checkpoints" / "last.pt")
+    collector = Collector(bundle, torch.device("cpu"))
+    window = collector.train_samples
+    generator = torch.Generator().manual_seed(4)
+    short = {"wav": 0.1 * torch.randn(window - 4000, generator=generator)}
+    long = {"wav": 0.1 * torch.randn(2 * window + 3000, generator=generator)}
+    predicted = collector._predict([short, long])
+    # A segment shorter than the training window: its one clip window is a fixed window.
+    fixed = [name for name, sec in WINDOWS.items() if sec and round(sec * 16_000) == window]
+    for name in fixed:
+        assert torch.equal(predicted["clip"][0], predicted[name][0])
+    windows = clip_windows(long["wav"], window)
+    assert len(windows) == 4  # starts 0, W/2, W, then W + 3000 flush with the end
+    expected = bundle.place(bundle.voice_encoder(spectrogram(windows)).mean(0, keepdim=True))
+    torch.testing.assert_close(predicted["clip"][1:], expected, rtol=1e-5, atol=1e-6)
+
+
 # --------------------------------------------------------------------------- end to end
 
 
