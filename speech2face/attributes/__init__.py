@@ -57,6 +57,11 @@ class AttributeBackend(Protocol):
         ...
 
 
+def no_backend() -> None:
+    """``attributes=none``: no backend."""
+    return None
+
+
 def build_backend(node: Any) -> AttributeBackend | None:
     """The backend a composed ``attributes`` config node names (``_target_`` and its
     arguments), or ``None`` for ``attributes=none``."""
@@ -65,6 +70,8 @@ def build_backend(node: Any) -> AttributeBackend | None:
     from hydra.utils import instantiate
 
     backend = instantiate(node)
+    if backend is None:
+        return None
     if not isinstance(backend, AttributeBackend):
         raise AttributeBackendError(f"{node._target_} is not an attribute backend")
     return backend

@@ -304,8 +304,13 @@ def test_a_failed_run_leaves_the_earlier_report(voice_run, preprocessed, tmp_pat
     checkpoint = voice_run / "checkpoints" / "last.pt"
     data = _copy_shards(preprocessed, tmp_path / "data", "test")
     out = tmp_path / "eval"
-    result = run_s2f("eval", *eval_args(checkpoint, data, out, "craniofacial=false"))
+    result = run_s2f(
+        "eval", *eval_args(checkpoint, data, out, "craniofacial=false", "attributes=none")
+    )
     assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert "attributes=none" in metrics["attributes"]["skipped"]
+    assert "craniofacial=false" in metrics["craniofacial"]["skipped"]
     before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
 
     # The split's last shard is cut short: reading fails after samples were evaluated.
