@@ -1,10 +1,16 @@
-"""The Speech2Face networks: voice encoder, face encoders, face decoder, and checkpoints.
+"""The Speech2Face networks: voice encoder, face encoders, face decoder, the attribute
+classifier, and checkpoints.
 
 Layers live in :mod:`speech2face.models.layers`, the assembled networks in their own
 modules, and :func:`build_face_encoder` / :func:`load_checkpoint` build them by name or
 from a file.
 """
 
+from speech2face.models.attribute_classifier import (
+    AttributeClassifier,
+    AttributeClassifierConfig,
+    AttributeClassifierError,
+)
 from speech2face.models.builders import FACE_ENCODERS, build_face_encoder
 from speech2face.models.checkpoint import (
     MODEL_KINDS,
@@ -37,6 +43,9 @@ from speech2face.models.landmarks import (
 from speech2face.models.voice_encoder import VoiceEncoder, VoiceEncoderConfig, VoiceEncoderError
 
 __all__ = [
+    "AttributeClassifier",
+    "AttributeClassifierConfig",
+    "AttributeClassifierError",
     "FACE_ENCODERS",
     "MODEL_KINDS",
     "NUM_LANDMARKS",

@@ -18,6 +18,7 @@ from torch import nn
 from speech2face.errors import S2FError
 from speech2face.fileio import atomic_outputs
 from speech2face.models._io import safe_load
+from speech2face.models.attribute_classifier import AttributeClassifier
 from speech2face.models.face_decoder import FaceDecoder
 from speech2face.models.face_encoder import FaceNetEncoder, VGGFace
 from speech2face.models.voice_encoder import VoiceEncoder
@@ -27,6 +28,7 @@ MODEL_KINDS: dict[str, type[nn.Module]] = {
     FaceDecoder.kind: FaceDecoder,
     VGGFace.kind: VGGFace,
     FaceNetEncoder.kind: FaceNetEncoder,
+    AttributeClassifier.kind: AttributeClassifier,
 }
 
 
