@@ -1,4 +1,5 @@
-"""The trainer and its two tasks: the face decoder, then the voice encoder against it.
+"""The trainer and its tasks: the face decoder, then the voice encoder against it; and the
+attribute classifier that evaluation can label faces with.
 
 - ``task=decoder`` trains the :class:`~speech2face.models.FaceDecoder` on the shards' face
   crops, 68 landmarks and features. Its mean landmark geometry is computed from the training
@@ -8,6 +9,11 @@
   loss (Eq. 1) against a frozen trained decoder (``decoder_checkpoint``) and the face
   encoder's classification head (distillation off when it has none, as with dlib).
   Spectrograms are computed on the device inside the step.
+- ``task=attributes`` trains the :class:`~speech2face.models.AttributeClassifier` (gender,
+  age bins, ethnicity) on labelled faces: a face set (``faces=fairface`` or
+  ``faces=utkface``) or, without one, the shards' crops and labels (``data.root``). A head
+  is trained only on the faces labelled for it; validation reports each attribute's
+  accuracy on the held-out split beside the majority class of the training labels.
 
 Every problem with the configuration is found before any long work and reported in one
 line. See :mod:`speech2face.training.checkpoint` for what a checkpoint holds and how a run
@@ -44,7 +50,7 @@ from speech2face.training.checkpoint import (
 )
 from speech2face.training.logging import Meter, RunLogger
 
-TASKS = ("decoder", "voice")
+TASKS = ("decoder", "voice", "attributes")
 PRECISIONS = ("auto", "bf16", "fp32")
 RECALL_KS = (1, 5, 10)
 CONFIG_COPY = "config.yaml"
@@ -378,6 +384,253 @@ class VoiceTask:
         return [images, true, self.decoder.render(predicted)]
 
 
+class AttributeLoss:
+    """Weighted cross-entropy of the attribute heads (``loss/<name>``, ``loss/total``).
+
+    Each term is the mean over the faces labelled for that attribute (0 when the batch has
+    none); ``total`` sums them with their weights. Age bins (9 classes, often ambiguous) start
+    near a cross-entropy of 2.2 against gender's 0.69: weighted less, they do not crowd the
+    other heads out of a small shared network.
+    """
+
+    def __init__(self, gender: float = 1.0, age: float = 0.3, ethnicity: float = 0.3) -> None:
+        self.weights = {"gender": gender, "age": age, "ethnicity": ethnicity}
+        for name, weight in self.weights.items():
+            if isinstance(weight, bool) or not isinstance(weight, int | float) or weight < 0:
+                raise ConfigError(f"loss.attributes.{name} must be a weight >= 0, got {weight!r}")
+
+    def __call__(
+        self,
+        logits: dict[str, Tensor],  # name -> (B, classes)
+        targets: dict[str, Tensor],  # name -> (B,) class indices, -1: no label
+        heads: tuple[str, ...],
+    ) -> dict[str, Tensor]:
+        terms: dict[str, Tensor] = {}
+        total = None
+        for name in heads:
+            target = targets[name].to(logits[name].device)
+            mask = target >= 0
+            if bool(mask.any()):
+                terms[name] = F.cross_entropy(logits[name][mask].float(), target[mask])
+            else:
+                terms[name] = logits[name].float().sum() * 0.0
+            weighted = terms[name] * float(self.weights[name])
+            total = weighted if total is None else total + weighted
+        terms["total"] = total
+        return terms
+
+
+class AttributeTask:
+    """Train the attribute classifier on labelled faces (a face set, else the shards)."""
+
+    name = "attributes"
+    kind = "attribute_classifier"
+    with_image = True
+    with_landmarks = False
+    require_audio = False
+
+    def __init__(self, trainer: Trainer) -> None:
+        from omegaconf import OmegaConf
+
+        self.trainer = trainer
+        cfg = trainer.cfg
+        self.model: nn.Module = build(cfg.model.attributes)
+        self.loss = build(cfg.loss.attributes)
+        self.faces = cfg.get("faces")
+        if self.faces is not None and self.faces.get("_target_") is None:
+            self.faces = None
+        data_given = "data" in cfg and not OmegaConf.is_missing(cfg.data, "root")
+        if self.faces is not None and data_given:
+            raise ConfigError(
+                "task=attributes reads either a face set (faces=...) or shards (data.root), "
+                "not both: drop one"
+            )
+        if self.faces is None:
+            if not data_given:
+                raise ConfigError(
+                    "task=attributes needs labelled faces: faces=fairface faces.csv=..., "
+                    "faces=utkface faces.root=..., or shards with labels: data.root=..."
+                )
+            root = require_file_name(cfg.data.root, "data.root", "an s2f-preprocess output")
+            self.source = f"shards {root}"
+        else:
+            self.source = f"faces={_choice('faces') or self.faces._target_}"
+        self.counts: dict[str, dict[str, int]] = {}
+        self.majority: dict[str, int] = {}
+        self._check_data()
+
+    # ------------------------------------------------------------ data
+
+    def dataset(self, split: str, train: bool, **kwargs: Any):
+        """The labelled faces of ``split`` at the classifier's input size."""
+        from speech2face.data.labelled_faces import ShardFaces
+
+        size = self.model.config.image_size
+        ranks = {} if train else {"rank": 0, "world_size": 1}
+        seed = self.trainer.tcfg.seed
+        if self.faces is not None:
+            return build(self.faces, split=split, train=train, image_size=size, seed=seed, **ranks)
+        fields = dict(split=split, train=train, with_image=True, require_audio=False, **ranks)
+        fields.update({k: v for k, v in kwargs.items() if k != "with_landmarks"})
+        return ShardFaces(build(self.trainer.cfg.data, **fields), image_size=size)
+
+    def loader(self, dataset, batch_size: int, num_workers: int = 0, pin_memory: bool = False):
+        from speech2face.data.labelled_faces import build_face_loader
+
+        return build_face_loader(dataset, batch_size, num_workers, pin_memory)
+
+    def _check_data(self) -> None:
+        """The training split exists, holds a batch per process, and its first face reads."""
+        trainer = self.trainer
+        probe = self.dataset("train", train=False)
+        if probe.num_samples == 0:
+            raise S2FError(f"the train split of {self.source} is empty")
+        sample = next(iter(probe), None)
+        if sample is None:
+            raise S2FError(f"the train split of {self.source} holds no face")
+        needed = trainer.tcfg.batch_size * trainer.dist.world_size
+        if probe.num_samples is not None and probe.num_samples < needed:
+            raise ConfigError(
+                f"the train split of {self.source} holds {probe.num_samples} faces, fewer than "
+                f"one batch of {trainer.tcfg.batch_size} per process ({trainer.dist.world_size})"
+            )
+
+    def prepare(self, resuming: bool) -> None:
+        """Count the training labels (up to ``trainer.mean_geometry_samples`` faces of shards;
+        a face set's all): the heads to train, and each attribute's majority class."""
+        from speech2face.models.attribute_classifier import ATTRIBUTE_CLASSES, label_targets
+
+        trainer = self.trainer
+        dataset = self.dataset("train", train=False)
+        if hasattr(dataset, "labels"):  # a face set: labels without reading images
+            labels = list(dataset.labels())
+        else:
+            from speech2face.data.labelled_faces import shard_labels
+
+            shards = build(
+                trainer.cfg.data, split="train", train=False, require_audio=False,
+                rank=0, world_size=1,
+            )  # fmt: skip
+            labels = []
+            for sample in shards:
+                labels.append(shard_labels(sample["meta"]))
+                if len(labels) >= trainer.tcfg.mean_geometry_samples:
+                    break
+        try:
+            targets = label_targets(labels)
+        except S2FError as error:
+            raise S2FError(f"{self.source}: {error}") from None
+        self.counts, self.majority = {}, {}
+        for name, classes in ATTRIBUTE_CLASSES.items():
+            known = targets[name][targets[name] >= 0]
+            if known.numel() == 0:
+                continue
+            tally = torch.bincount(known, minlength=len(classes))
+            self.counts[name] = {c: int(n) for c, n in zip(classes, tally.tolist(), strict=True)}
+            self.majority[name] = int(tally.argmax())
+        if not self.counts:
+            raise S2FError(
+                f"no labelled faces in the train split of {self.source}: gender, age or "
+                "ethnicity labels are needed (s2f-preprocess source.labels=... for shards)"
+            )
+        unwrap(self.model).set_trained(tuple(self.counts))
+        untrained = [name for name in ATTRIBUTE_CLASSES if name not in self.counts]
+        note = f"; no labels for {', '.join(untrained)}" if untrained else ""
+        trainer.log.message(
+            f"training heads {', '.join(self.counts)} on {len(labels)} faces ({self.source}){note}"
+        )
+
+    # ------------------------------------------------------------ steps
+
+    def _images(self, model: nn.Module, batch: dict[str, Any], augment: bool) -> Tensor:
+        images = unwrap(model).prepare(batch["image"].to(self.trainer.device, non_blocking=True))
+        if augment:  # mirror half the faces (the global RNG: a resumed run draws the same)
+            flip = torch.rand(images.shape[0]) < 0.5
+            images[flip.to(images.device)] = images[flip.to(images.device)].flip(-1)
+        return images  # (B, 3, S, S) in [0, 1]
+
+    def _losses(self, logits: dict[str, Tensor], targets: dict[str, Tensor]):
+        return self.loss(logits, targets, tuple(self.counts))
+
+    def _targets(self, batch: dict[str, Any]) -> dict[str, Tensor]:
+        from speech2face.models.attribute_classifier import label_targets
+
+        try:
+            return label_targets(batch["labels"])
+        except S2FError as error:
+            raise S2FError(f"{self.source}: {error}") from None
+
+    def step(self, model: nn.Module, batch: dict[str, Any]) -> dict[str, Tensor]:
+        images = self._images(model, batch, augment=True)
+        with self.trainer.autocast():
+            logits = model(images)
+        return self._losses(logits, self._targets(batch))
+
+    @torch.no_grad()
+    def validate(self, model: nn.Module, dataset) -> dict[str, float]:
+        """On the val split: each loss term (``val/loss/<name>``), each trained attribute's
+        accuracy (``val/<name>_accuracy``) beside the majority training class predicted for
+        every face (``val/<name>_majority``), and the age error in years of the predicted
+        bins' middles (``val/age_mae``)."""
+        from speech2face.models.attribute_classifier import bin_middle
+
+        loader = self.loader(dataset, self.trainer.tcfg.batch_size)
+        limit = self.trainer.tcfg.val_batches
+        sums: dict[str, float] = {}
+        hits: dict[str, list[int]] = {name: [0, 0, 0] for name in self.counts}  # right, base, n
+        age_error, count = 0.0, 0
+        for index, batch in enumerate(loader):
+            if limit is not None and index >= limit:
+                break
+            targets = self._targets(batch)
+            logits = model(self._images(model, batch, augment=False))
+            n = len(batch["key"])
+            for name, value in _terms(self._losses(logits, targets), "val/loss/").items():
+                sums[name] = sums.get(name, 0.0) + value * n
+            count += n
+            for name in self.counts:
+                target = targets[name].to(logits[name].device)
+                mask = target >= 0
+                predicted = logits[name].argmax(dim=1)
+                hits[name][0] += int((predicted == target)[mask].sum())
+                hits[name][1] += int((target[mask] == self.majority[name]).sum())
+                hits[name][2] += int(mask.sum())
+                if name == "age" and bool(mask.any()):
+                    ages = torch.tensor([float(row.get("age", 0.0)) for row in batch["labels"]])
+                    middles = torch.tensor([bin_middle(int(i)) for i in predicted.tolist()])
+                    age_error += float((middles - ages)[mask.cpu()].abs().sum())
+        values = {name: total / max(count, 1) for name, total in sums.items()}
+        for name, (right, base, total) in hits.items():
+            if total:
+                values[f"val/{name}_accuracy"] = right / total
+                values[f"val/{name}_majority"] = base / total
+                if name == "age":
+                    values["val/age_mae"] = age_error / total
+        return values
+
+    def bundle(self) -> dict[str, Any]:
+        """What the checkpoint says about the training data: the trained attributes, the
+        training label counts per class, the majority classes and the input size."""
+        from speech2face.models.attribute_classifier import ATTRIBUTE_CLASSES
+
+        return {
+            "attributes": list(self.counts),
+            "label_counts": self.counts,
+            "majority": {k: ATTRIBUTE_CLASSES[k][v] for k, v in self.majority.items()},
+            "image_size": int(self.model.config.image_size),
+            "source": self.source,
+        }
+
+
+def _choice(group: str) -> str | None:
+    """The option chosen for a config group in this Hydra run, if any."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if HydraConfig.initialized():
+        return HydraConfig.get().runtime.choices.get(group)
+    return None
+
+
 # --------------------------------------------------------------------------- trainer
 
 
@@ -402,21 +655,25 @@ class Trainer:
         self.log: Any = _Deferred(self._messages, self.dist.is_main)  # a RunLogger in fit()
         self.encoder_name = face_encoder_name(cfg)
         self.feature_dim = int(cfg.face_encoder.dim)
-        self._check_shards()
+        if self.task_name != "attributes":  # the attribute task checks its own data
+            self._check_shards()
         self.decoder_entry: dict[str, Any] | None = None
         if self.task_name == "voice":
             self.decoder_entry = self._decoder_checkpoint()
         self.resume_from = self._resume_checkpoint()
 
         torch.manual_seed(self.tcfg.seed)
-        self.task = DecoderTask(self) if self.task_name == "decoder" else VoiceTask(self)
+        tasks = {"decoder": DecoderTask, "voice": VoiceTask, "attributes": AttributeTask}
+        self.task = tasks[self.task_name](self)
         self.model = self.task.model.to(self.device)
 
     # ---------------------------------------------------------------- checks
 
     def dataset(self, split: str, train: bool, **kwargs: Any):
-        """A :class:`ShardDataset` of ``split`` built from ``cfg.data`` (the task's fields)."""
-
+        """A :class:`ShardDataset` of ``split`` built from ``cfg.data`` (the task's fields);
+        for ``task=attributes``, the task's labelled faces."""
+        if isinstance(getattr(self, "task", None), AttributeTask):
+            return self.task.dataset(split, train, **kwargs)
         fields = dict(
             split=split,
             train=train,
@@ -583,7 +840,7 @@ class Trainer:
             logger.message(f"resuming from step {step} ({self.output_dir})")
 
         train_set = self.dataset("train", train=True)
-        loader = build_loader(
+        loader = getattr(self.task, "loader", build_loader)(
             train_set,
             tcfg.batch_size,
             num_workers=tcfg.num_workers,
@@ -689,7 +946,8 @@ class Trainer:
             yield
         except torch.OutOfMemoryError:
             tcfg = self.tcfg
-            hint = "data.clip_samples" if self.task_name == "voice" else "model.decoder.image_size"
+            hints = {"voice": "data.clip_samples", "attributes": "model.attributes.image_size"}
+            hint = hints.get(self.task_name, "model.decoder.image_size")
             raise S2FError(
                 f"a batch of {tcfg.batch_size} does not fit in {self.device} memory: lower "
                 f"trainer.batch_size (and raise trainer.grad_accum to keep the batch per step), "
@@ -702,7 +960,8 @@ class Trainer:
         except S2FError:
             dataset = None
         if dataset is None or dataset.num_samples == 0:
-            self.log.message("no val split in the shards: validation is off")
+            where = "face set" if isinstance(self.task, AttributeTask) else "shards"
+            self.log.message(f"no val split in the {where}: validation is off")
             return None
         return dataset
 
@@ -710,7 +969,7 @@ class Trainer:
         """A fixed batch of ``num_images`` val (else train) samples with their crops."""
         from speech2face.data import collate
 
-        if not self.dist.is_main or self.tcfg.num_images == 0:
+        if not self.dist.is_main or self.tcfg.num_images == 0 or not hasattr(self.task, "picture"):
             return None
         for split in ("val", "train"):
             try:
@@ -747,6 +1006,8 @@ class Trainer:
 
         model = unwrap(self.model)
         model.eval()
+        if isinstance(self.task, AttributeTask):
+            return self.task.validate(model, dataset)
         loader = build_loader(
             dataset, self.tcfg.batch_size, num_workers=0, drop_last=False, pin_memory=False
         )
@@ -811,6 +1072,9 @@ class Trainer:
 
     def _bundle(self) -> dict[str, Any]:
         from omegaconf import OmegaConf
+
+        if isinstance(self.task, AttributeTask):
+            return {**self.task.bundle(), "config": OmegaConf.to_yaml(self.cfg)}
 
         bundle: dict[str, Any] = {
             "face_encoder": self.encoder_name,
@@ -879,7 +1143,7 @@ class _Deferred:
 
 
 def train(cfg: Any) -> dict[str, float]:
-    """Run ``cfg.task`` (``decoder`` or ``voice``) as configured by ``configs/train.yaml``.
+    """Run ``cfg.task`` (``decoder``, ``voice`` or ``attributes``) as configured by ``configs/train.yaml``.
 
     Under ``torchrun`` every process calls this; rank 0 holds the output directory, logs and
     writes checkpoints. Returns the last logged training and validation values.
