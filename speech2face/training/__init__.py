@@ -1,6 +1,7 @@
-"""Training: the face decoder first, then the voice encoder against it (``s2f-train``).
+"""Training: the face decoder first, then the voice encoder against it; and the attribute
+classifier evaluation can label faces with (``s2f-train task=attributes``).
 
-- :mod:`~speech2face.training.loop`: the :class:`Trainer` and its two tasks;
+- :mod:`~speech2face.training.loop`: the :class:`Trainer` and its tasks;
 - :mod:`~speech2face.training.checkpoint`: training checkpoints (resumable) and the
   self-contained bundle that evaluation and inference load (:func:`load_bundle`);
 - :mod:`~speech2face.training.distributed`: DDP from ``torchrun``'s environment;
