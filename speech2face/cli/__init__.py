@@ -25,7 +25,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "train": (
         "speech2face.cli.train:main",
-        "train the face decoder (task=decoder), then the voice encoder (task=voice)",
+        "train the face decoder (task=decoder), the voice encoder (task=voice), or an "
+        "attribute classifier (task=attributes)",
     ),
     "eval": (
         "speech2face.cli.eval:main",

@@ -1,4 +1,5 @@
-"""``s2f-train``: train the face decoder (task=decoder), then the voice encoder (task=voice).
+"""``s2f-train``: train the face decoder (task=decoder), then the voice encoder (task=voice);
+or the attribute classifier evaluation uses (task=attributes).
 
 Writes ``checkpoints/last.pt`` and ``best.pt``, TensorBoard events and ``config.yaml`` under
 ``output_dir``; run again with the same arguments, it resumes from ``last.pt``. Several
