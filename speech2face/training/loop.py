@@ -23,6 +23,7 @@ resumes exactly (same weights as an uninterrupted run, on a CPU with a fixed see
 from __future__ import annotations
 
 import contextlib
+import itertools
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -457,6 +458,10 @@ class AttributeTask:
             self.source = f"faces={_choice('faces') or self.faces._target_}"
         self.counts: dict[str, dict[str, int]] = {}
         self.majority: dict[str, int] = {}
+        self.portraits: dict[str, Tensor] = {}  # key -> (3, S, S) uint8 (decoder_checkpoint)
+        self.portrait_share = float(cfg.get("portrait_share", 0.5))
+        if not 0.0 <= self.portrait_share <= 1.0:
+            raise ConfigError(f"portrait_share must lie in [0, 1], got {self.portrait_share}")
         self._check_data()
 
     # ------------------------------------------------------------ data
@@ -539,11 +544,54 @@ class AttributeTask:
         trainer.log.message(
             f"training heads {', '.join(self.counts)} on {len(labels)} faces ({self.source}){note}"
         )
+        if trainer.decoder_entry is not None:
+            self._render_portraits()
+
+    @torch.no_grad()
+    def _render_portraits(self) -> None:
+        """The decoder's portrait of each training face's feature, at the classifier's input
+        size, by sample key: ``portrait_share`` of the training faces are shown as these, so
+        the classifier also reads portraits (what evaluation gives it)."""
+        from speech2face.data import collate
+
+        trainer = self.trainer
+        if self.faces is not None:
+            raise ConfigError(
+                "task=attributes with decoder_checkpoint draws portraits from the shards' face "
+                "features: use data.root=... instead of faces=..."
+            )
+        assert trainer.decoder_entry is not None
+        decoder = build_model(trainer.decoder_entry).to(trainer.device).eval()
+        size = self.model.config.image_size
+        shards = build(
+            trainer.cfg.data, split="train", train=False, require_audio=False, rank=0, world_size=1
+        )
+        batch: list[dict[str, Any]] = []
+        for sample in itertools.chain(shards, [None]):
+            if sample is not None:
+                batch.append(sample)
+            if batch and (sample is None or len(batch) == trainer.tcfg.batch_size):
+                features = collate(batch)["feature"].to(trainer.device)
+                images = F.interpolate(decoder.render(features), size=(size, size), mode="area")
+                pixels = (images.clamp(0, 1) * 255).round().to(torch.uint8).cpu()
+                self.portraits.update(zip((s["key"] for s in batch), pixels, strict=True))
+                batch = []
+        trainer.log.message(
+            f"{len(self.portraits)} portraits of the training faces from decoder_checkpoint; "
+            f"{self.portrait_share:.0%} of the faces shown as portraits"
+        )
 
     # ------------------------------------------------------------ steps
 
     def _images(self, model: nn.Module, batch: dict[str, Any], augment: bool) -> Tensor:
-        images = unwrap(model).prepare(batch["image"].to(self.trainer.device, non_blocking=True))
+        pixels = batch["image"]  # (B, 3, S, S) uint8
+        if augment and self.portraits:  # some faces as the decoder draws them
+            shown = (torch.rand(pixels.shape[0]) < self.portrait_share).tolist()
+            pixels = pixels.clone()
+            for i, key in enumerate(batch["key"]):
+                if shown[i] and key in self.portraits:
+                    pixels[i] = self.portraits[key]
+        images = unwrap(model).prepare(pixels.to(self.trainer.device, non_blocking=True))
         if augment:  # mirror half the faces (the global RNG: a resumed run draws the same)
             flip = torch.rand(images.shape[0]) < 0.5
             images[flip.to(images.device)] = images[flip.to(images.device)].flip(-1)
@@ -619,7 +667,15 @@ class AttributeTask:
             "majority": {k: ATTRIBUTE_CLASSES[k][v] for k, v in self.majority.items()},
             "image_size": int(self.model.config.image_size),
             "source": self.source,
+            "portrait_share": self.portrait_share if self.portraits else 0.0,
         }
+
+
+def _missing(cfg: Any, key: str) -> bool:
+    """Whether ``cfg.key`` is absent or still the required ``???``."""
+    from omegaconf import OmegaConf
+
+    return key not in cfg or OmegaConf.is_missing(cfg, key)
 
 
 def _choice(group: str) -> str | None:
@@ -658,7 +714,9 @@ class Trainer:
         if self.task_name != "attributes":  # the attribute task checks its own data
             self._check_shards()
         self.decoder_entry: dict[str, Any] | None = None
-        if self.task_name == "voice":
+        if self.task_name == "voice" or (
+            self.task_name == "attributes" and not _missing(cfg, "decoder_checkpoint")
+        ):
             self.decoder_entry = self._decoder_checkpoint()
         self.resume_from = self._resume_checkpoint()
 

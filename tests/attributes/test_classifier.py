@@ -101,6 +101,24 @@ def test_backend_refuses_foreign_or_missing_checkpoints(decoder_checkpoint, tmp_
         ClassifierBackend(str(tmp_path / "junk.pt"))
 
 
+def test_portraits_of_a_decoder_are_mixed_in(preprocessed, decoder_checkpoint, tmp_path):
+    out = tmp_path / "run"
+    extra = (f"decoder_checkpoint={decoder_checkpoint}", "portrait_share=0.5")
+    result = run_s2f("train", *run_args(preprocessed, out, "attributes", *extra))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "portraits of the training faces from decoder_checkpoint" in result.stderr
+    payload = read_training_checkpoint(out / "checkpoints" / "last.pt")
+    assert payload["bundle"]["portrait_share"] == 0.5
+
+    write_utkface(tmp_path / "utk", 40, seed=2)
+    result = run_s2f(
+        "train", "task=attributes", "faces=utkface", f"faces.root={tmp_path}/utk",
+        "debug=cpu", f"output_dir={tmp_path}/faces", *extra,
+    )  # fmt: skip
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1 and "use data.root" in lines[0], lines
+
+
 def test_attribute_task_needs_labelled_faces(tmp_path):
     result = run_s2f("train", "task=attributes", "debug=cpu", f"output_dir={tmp_path}/run")
     lines = result.stderr.strip().splitlines()
