@@ -693,8 +693,14 @@ def _html_attributes(metrics: Mapping[str, Any], plots: Mapping[str, str]) -> st
         ref = LABELLING_NAMES.get(table.get("reference"), table.get("reference"))
         cmp_ = LABELLING_NAMES.get(table.get("compared"), table.get("compared"))
         out.append(f"<h3>{_esc(table.get('attribute'))}: {_esc(cmp_)} vs {_esc(ref)}</h3>\n")
+        floors = [
+            f"{label} {_figure_pct(table.get(key))} %"
+            for key, label in (("mean_face", "mean-face portrait"), ("majority", "majority class"))
+            if isinstance(table.get(key), Mapping)
+        ]
+        floor = f" (floors: {_esc('; '.join(floors))})" if floors else ""
         out.append(
-            f"<p>Agreement: <b>{_figure_pct(table.get('agreement'))} %</b> over "
+            f"<p>Agreement: <b>{_figure_pct(table.get('agreement'))} %</b>{floor} over "
             f"{_esc(table.get('samples'))} faces. Rows: {_esc(ref)}; columns: {_esc(cmp_)}; "
             "share of the row in percent (count).</p>\n"
         )
@@ -871,9 +877,13 @@ def _summary_gender(metrics: Mapping[str, Any]) -> list[str]:
             None,
         )
         if table is not None:
+            floor = table.get("mean_face")
+            floor_text = (
+                f", mean-face portrait {_figure_pct(floor)} %" if isinstance(floor, Mapping) else ""
+            )
             lines.append(
                 f"gender agreement S2F vs {LABELLING_NAMES[reference]}: "
-                f"{_figure_pct(table.get('agreement'))} %{extra}"
+                f"{_figure_pct(table.get('agreement'))} %{floor_text}{extra}"
             )
     return lines or ["gender agreement: no gender tables"]
 

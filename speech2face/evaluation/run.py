@@ -240,9 +240,17 @@ def _label(attribute: str, value: Any) -> str | None:
 
 
 def attribute_tables(
-    collected: Collected, backend: Any, resamples: int, seed: int, notes: list[str]
+    collected: Collected,
+    backend: Any,
+    resamples: int,
+    seed: int,
+    notes: list[str],
+    mean_face: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Confusion matrices of every (reference, compared) pair the labels allow."""
+    """Confusion matrices of every (reference, compared) pair the labels allow, each with
+    its floors: the backend's labels of the mean face's portrait said for every sample
+    (``mean_face``, a voice model that learnt nothing draws it), and the reference's most
+    common class said for every sample (``majority``)."""
     if backend is None:
         return {"skipped": "no attribute backend (attributes=none)"}
     predicted = {
@@ -273,17 +281,26 @@ def attribute_tables(
         for reference, ref_labels in references.items():
             compared_images = ("s2f", "f2f") + (("true_face",) if reference == "dataset" else ())
             for compared in compared_images:
-                tables.append(
-                    _table(
-                        attribute,
-                        reference,
-                        compared,
-                        ref_labels,
-                        predicted[compared][index],
-                        resamples,
-                        seed,
-                    )
+                table = _table(
+                    attribute,
+                    reference,
+                    compared,
+                    ref_labels,
+                    predicted[compared][index],
+                    resamples,
+                    seed,
                 )
+                known = [label for label in ref_labels if label is not None]
+                if known:
+                    common = max(set(known), key=known.count)
+                    table["majority"] = figure(known.count(common) / len(known))
+                if mean_face is not None and compared != "true_face":
+                    constant = _label(attribute, mean_face.get(attribute))
+                    hits = np.asarray([label == constant for label in known], dtype=np.float64)
+                    if len(hits) > 1:
+                        interval = bootstrap_ci(hits, n_resamples=resamples, seed=seed)
+                        table["mean_face"] = figure(float(hits.mean()), interval)
+                tables.append(table)
     return {
         "backend": backend.name,
         "description": backend.description,
@@ -557,12 +574,24 @@ def compute_metrics(
             resamples,
             seed,
         ),
-        "attributes": attribute_tables(collected, backend, resamples, seed, notes),
+        "attributes": attribute_tables(
+            collected, backend, resamples, seed, notes, mean_face_labels(bundle, backend)
+        ),
         "craniofacial": craniofacial_table(collected, seed),
         "gallery": [],
         "paper": paper_figures(),
         "plots": {},
     }
+
+
+@torch.no_grad()
+def mean_face_labels(bundle: Any, backend: Any) -> dict[str, Any] | None:
+    """The backend's labels of the portrait of the mean training feature, or ``None``."""
+    from speech2face.evaluation.collect import to_uint8
+
+    if backend is None or bundle.mean_feature is None:
+        return None
+    return backend.predict(to_uint8(bundle.portrait(bundle.mean_feature[None])))[0]
 
 
 def _sha256(path: str) -> str:

@@ -188,6 +188,8 @@ def test_s2f_eval_on_the_synthetic_corpus(voice_run, preprocessed, tmp_path):
     (ethnicity, *_) = attributes["skipped_tables"]
     assert (ethnicity["attribute"], ethnicity["reference"]) == ("ethnicity", "true_face")
     for table in attributes["tables"]:
+        assert 0 < table["majority"]["value"] <= 1
+        assert ("mean_face" in table) == (table["compared"] != "true_face")
         counts = np.asarray(table["counts"])
         assert counts.sum() == table["samples"] <= n
         assert table["agreement"]["value"] == pytest.approx(np.trace(counts) / counts.sum())

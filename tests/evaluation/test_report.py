@@ -183,6 +183,7 @@ def test_figures_beside_the_paper(full):
     assert "speech2face.metrics.similarity" in text
     # attributes: agreement with CI, the paper's per-class gender figure, a null row as a dash
     assert "75.0 [50.0, 92.0] %" in text
+    assert "floors: mean-face portrait 50.0 [25.0, 75.0] %; majority class 50.0 %" in text
     assert "<td>94.0</td>" in text and "<td>98.0</td>" in text
     assert '<td class="empty">\u2013</td>' in text
     assert "83.3 (5)" in text
