@@ -128,6 +128,20 @@ def _open(location: str) -> IO[bytes]:
     return open(location, "rb")
 
 
+def resolve_ranks(rank: int | None, world_size: int | None) -> tuple[int, int]:
+    """``(rank, world size)``: as given, else from ``torch.distributed`` when it is
+    initialised, else 0 of 1."""
+    if rank is not None or world_size is not None:
+        rank, world = int(rank or 0), int(world_size or 1)
+    elif torch.distributed.is_available() and torch.distributed.is_initialized():
+        rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
+    else:
+        rank, world = 0, 1
+    if not 0 <= rank < world:
+        raise S2FError(f"rank {rank} is outside world size {world}")
+    return rank, world
+
+
 class ShardDataset(IterableDataset):
     """Samples of one split, streamed from shards.
 
@@ -228,15 +242,7 @@ class ShardDataset(IterableDataset):
         return int(self._passes[0]) + begun
 
     def _ranks(self) -> tuple[int, int]:
-        if self._rank is not None or self._world_size is not None:
-            rank, world = int(self._rank or 0), int(self._world_size or 1)
-        elif torch.distributed.is_available() and torch.distributed.is_initialized():
-            rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
-        else:
-            rank, world = 0, 1
-        if not 0 <= rank < world:
-            raise S2FError(f"rank {rank} is outside world size {world}")
-        return rank, world
+        return resolve_ranks(self._rank, self._world_size)
 
     def _order(self, epoch: int) -> list[int]:
         """Indices of the shards in ``epoch``'s order (shuffled when training)."""

@@ -40,6 +40,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from speech2face.data.dataset import resolve_ranks
 from speech2face.errors import S2FError
 from speech2face.metrics.attributes import ETHNICITIES, GENDERS
 
@@ -239,18 +240,6 @@ def _read_image(path: Path, size: int) -> torch.Tensor:
     return torch.from_numpy(array.copy()).permute(2, 0, 1)
 
 
-def _ranks(rank: int | None, world_size: int | None) -> tuple[int, int]:
-    if rank is not None or world_size is not None:
-        rank, world = int(rank or 0), int(world_size or 1)
-    elif torch.distributed.is_available() and torch.distributed.is_initialized():
-        rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
-    else:
-        rank, world = 0, 1
-    if not 0 <= rank < world:
-        raise S2FError(f"rank {rank} is outside world size {world}")
-    return rank, world
-
-
 class LabelledFaces(IterableDataset):
     """Labelled face files as a dataset of ``{"image", "labels", "key"}`` items.
 
@@ -292,7 +281,7 @@ class LabelledFaces(IterableDataset):
         self.epoch = int(epoch)
 
     def _indices(self) -> list[int]:
-        rank, world = _ranks(self._rank, self._world_size)
+        rank, world = resolve_ranks(self._rank, self._world_size)
         order = list(range(len(self.faces)))
         if self.train:
             random.Random(self.seed * 1_000_003 + self.epoch).shuffle(order)
