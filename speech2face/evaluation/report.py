@@ -632,7 +632,7 @@ def _html_retrieval(metrics: Mapping[str, Any], plots: Mapping[str, str]) -> str
             out.append(f"<h3>Window {_esc(window)}</h3>\n")
             out.append(_retrieval_table(metrics, rows, ks, window))
         out.append(_plot_img(plots, "recall_at_k", "recall at K per window"))
-    out.append("<h3>Pooled retrieval (pools of 100 identities)</h3>\n")
+    out.append("<h3>Pooled retrieval (SF2F: pools of identities)</h3>\n")
     pooled, reason = _section(metrics, "pooled_retrieval")
     if pooled is None:
         out.append(_skipped(reason))

@@ -65,6 +65,7 @@ METRICS_FILE = "metrics.json"
 REPORT_FILE = "report.html"
 MEDIA_DIR = "media"
 MIN_CORRELATION_PAIRS = 3  # Pearson r needs at least 3 pairs to have a p-value
+MIN_POOL_IDENTITIES = 2  # a pool needs the query's own face and one other speaker's
 ATTRIBUTE_CLASSES = {"gender": GENDERS, "age": AGE_BINS, "ethnicity": ETHNICITIES}
 
 
@@ -182,14 +183,23 @@ def pooled_retrieval_table(
     ks: Sequence[int],
     resamples: int,
     seed: int,
+    notes: list[str] | None = None,
 ) -> dict[str, Any]:
-    """SF2F's recall@K within random pools of ``pool_size`` identities (speakers)."""
-    speakers = sorted(set(collected.speakers))
-    if len(speakers) < pool_size:
+    """SF2F's recall@K within random pools of ``pool_size`` identities (speakers); pools of
+    all the split's speakers when it has fewer (with a note)."""
+    speakers, requested = len(set(collected.speakers)), pool_size
+    if speakers < MIN_POOL_IDENTITIES:
         return {
-            "skipped": f"pools of {pool_size} identities need at least {pool_size} speakers; "
-            f"the split has {len(speakers)}"
+            "skipped": f"pools of identities need at least {MIN_POOL_IDENTITIES} speakers; "
+            f"the split has {speakers}"
         }
+    if speakers < pool_size:
+        if notes is not None:
+            notes.append(
+                f"pooled retrieval: pools of {pool_size} identities were asked for; the split "
+                f"has {speakers} speakers, so each pool holds all {speakers}"
+            )
+        pool_size = speakers
     if collected.pooled:
         queries, gallery = collected.pooled["query"], collected.pooled["gallery"]
     else:
@@ -215,6 +225,7 @@ def pooled_retrieval_table(
         rows.append(_chance_row(pool_size, ks, window=PORTRAIT_WINDOW, metric=metric))
     return {
         "pool_size": pool_size,
+        "pool_requested": requested,
         "num_pools": num_pools,
         "features": features_name,
         "features_note": features_note,
@@ -573,6 +584,7 @@ def compute_metrics(
             ks,
             resamples,
             seed,
+            notes,
         ),
         "attributes": attribute_tables(
             collected, backend, resamples, seed, notes, mean_face_labels(bundle, backend)
@@ -666,7 +678,7 @@ def evaluate(cfg: Any) -> dict[str, Any]:
 
         landmarker = Landmarker()
     pool: tuple[Any, str, str] = (None, "none", "")
-    if _speaker_count(dataset, cfg.get("max_samples")) >= int(cfg.sf2f.pool_size):
+    if _speaker_count(dataset, cfg.get("max_samples")) >= MIN_POOL_IDENTITIES:
         pool = pool_encoder(bundle, str(cfg.sf2f.features))  # else the table is skipped
     collector = Collector(bundle, device, backend, landmarker, pool[0], int(cfg.gallery_size))
     limit = cfg.get("max_samples")

