@@ -184,9 +184,11 @@ def pooled_retrieval_table(
     resamples: int,
     seed: int,
     notes: list[str] | None = None,
+    mean_query: Tensor | None = None,
 ) -> dict[str, Any]:
     """SF2F's recall@K within random pools of ``pool_size`` identities (speakers); pools of
-    all the split's speakers when it has fewer (with a note)."""
+    all the split's speakers when it has fewer (with a note). ``mean_query``: ``(E,)`` the
+    mean face's query (its portrait through the pooling encoder), for the baseline rows."""
     speakers, requested = len(set(collected.speakers)), pool_size
     if speakers < MIN_POOL_IDENTITIES:
         return {
@@ -208,20 +210,17 @@ def pooled_retrieval_table(
     targets = torch.arange(len(collected))
     labels = np.asarray(collected.speakers)
     ks = [k for k in ks if k <= pool_size]
+    predictors = {"model": queries}
+    if mean_query is not None:  # the mean face's portrait (or feature) for every voice
+        predictors["mean_face"] = mean_query.reshape(1, -1).expand_as(queries)
     rows = []
     for metric in METRICS:
-        ranks = pooled_ranks(queries, gallery, targets, pool_size, metric, seed, num_pools, labels)
-        rows.append(
-            _recall_rows(
-                ranks,
-                ks,
-                resamples,
-                seed,
-                window=PORTRAIT_WINDOW,
-                metric=metric,
-                predictor="model",
+        for predictor, values in predictors.items():
+            ranks = pooled_ranks(
+                values, gallery, targets, pool_size, metric, seed, num_pools, labels
             )
-        )
+            row = dict(window=PORTRAIT_WINDOW, metric=metric, predictor=predictor)
+            rows.append(_recall_rows(ranks, ks, resamples, seed, **row))
         rows.append(_chance_row(pool_size, ks, window=PORTRAIT_WINDOW, metric=metric))
     return {
         "pool_size": pool_size,
@@ -585,6 +584,7 @@ def compute_metrics(
             resamples,
             seed,
             notes,
+            mean_query(bundle, pool[0]),
         ),
         "attributes": attribute_tables(
             collected, backend, resamples, seed, notes, mean_face_labels(bundle, backend)
@@ -594,6 +594,18 @@ def compute_metrics(
         "paper": paper_figures(),
         "plots": {},
     }
+
+
+@torch.no_grad()
+def mean_query(bundle: Any, encoder: Any) -> Tensor | None:
+    """``(E,)`` the pooled retrieval's query for the mean face: its portrait through the
+    pooling encoder, or the mean feature itself when portraits are not encoded."""
+    if bundle.mean_feature is None:
+        return None
+    if encoder is None:
+        return bundle.mean_feature.cpu()
+    portrait = bundle.portrait(bundle.mean_feature[None]).float().cpu()  # (1, 3, S, S)
+    return encoder(portrait)[0].float()
 
 
 @torch.no_grad()

