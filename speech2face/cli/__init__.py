@@ -32,6 +32,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "speech2face.cli.eval:main",
         "the paper's evaluation of a voice checkpoint: metrics.json and report.html",
     ),
+    "infer": (
+        "speech2face.cli.infer:main",
+        "draw the face behind each voice: s2f-infer voice.wav -> voice.png",
+    ),
 }
 
 
