@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint format bench clean
+.PHONY: install test lint format bench demo clean
 
 install: $(STAMP)
 
@@ -32,5 +32,10 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
 
+# The whole pipeline offline on a synthetic corpus (about 10 minutes on 2 cores), into demo/;
+# then $(BIN)/s2f-infer voice.wav draws with the model it trained. A rerun skips finished stages.
+demo: $(STAMP)
+	$(BIN)/python -m speech2face demo output_dir=demo
+
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache outputs multirun
+	rm -rf $(VENV) .pytest_cache .ruff_cache outputs multirun demo

@@ -45,7 +45,7 @@ __all__ = [
 ]
 
 VIDEO_SIZE = 256  # square frames, pixels
-FPS = 10  # video frame rate
+FPS = 10  # video frame rate (make_corpus's default)
 AUDIO_RATE = 24_000  # AAC track rate (the pipeline resamples to 16 kHz)
 SEGMENT_SECONDS = (3.5, 5.0)  # each talking segment's length is drawn from this range
 GAP_SECONDS = 0.8  # silence (and no labelled segment) between segments
@@ -485,6 +485,7 @@ def _write_video(
     other: Identity,
     segments: list[_Segment],
     rng: np.random.Generator,
+    fps: int = FPS,
 ) -> None:
     """Render and encode the speaker's whole video: H.264 + AAC, one talking face."""
     import av
@@ -500,13 +501,13 @@ def _write_video(
         c0 = int(round(seg.start * CONTROL_RATE))
         env[c0 : c0 + seg_env.size] = seg_env[: env.size - c0]
 
-    n_frames = int(math.ceil(total * FPS))
+    n_frames = int(math.ceil(total * fps))
     blink_frames = set(
         int(i) for i in rng.choice(n_frames, size=max(1, n_frames // 25), replace=False)
     )
     with av.open(str(path), "w") as container:
         vstream = container.add_stream(
-            "libx264", rate=FPS, options={"crf": "28", "preset": "veryfast"}
+            "libx264", rate=fps, options={"crf": "28", "preset": "veryfast"}
         )
         vstream.width = vstream.height = VIDEO_SIZE
         vstream.pix_fmt = "yuv420p"
@@ -515,7 +516,7 @@ def _write_video(
         seg_index = 0
         background = _background(rng, VIDEO_SIZE)
         for i in range(n_frames):
-            t = i / FPS
+            t = i / fps
             while seg_index + 1 < len(segments) and t >= segments[seg_index].end + GAP_SECONDS / 2:
                 seg_index += 1
                 background = _background(rng, VIDEO_SIZE)
@@ -552,18 +553,22 @@ def make_corpus(
     clips_per_speaker: int = 2,
     seed: int = 0,
     workers: int = 1,
+    fps: int = FPS,
 ) -> Path:
     """Write a small AVSpeech-like corpus; returns the path of its ``clips.csv``.
 
-    Layout: ``out_dir/videos/<id>.mp4`` (one video per speaker, 256x256 at 10 fps, AAC
+    Layout: ``out_dir/videos/<id>.mp4`` (one video per speaker, 256x256 at ``fps``, AAC
     audio at 24 kHz, ``clips_per_speaker`` talking segments of 3.5-5 s separated by
     0.8 s gaps), ``out_dir/clips.csv`` (``id,start,end,face_x,face_y``, no header, one row
     per segment, face centre normalised to the frame) and ``out_dir/labels.csv`` (one row
     per speaker with a header: ``youtube_id, speaker, gender, age`` and every other
     :class:`Identity` field). The same arguments give the same files, whatever
     ``workers`` (processes that render and encode the videos, about 1.7 s of CPU per
-    segment each).
+    segment each at 10 fps; drawing the frames is most of it, so ``fps=5`` halves it and
+    leaves the voices as they are).
     """
+    if fps < 1:
+        raise ValueError(f"make_corpus needs at least one frame per second, got {fps}")
     if num_speakers < 1 or clips_per_speaker < 1:
         raise ValueError("make_corpus needs at least one speaker and one clip per speaker")
     if workers < 1:
@@ -579,7 +584,7 @@ def make_corpus(
             ids.append(vid)
     people = [random_identity(rng, f"spk{i:04d}", vid) for i, vid in enumerate(ids)]
     jobs = [
-        (videos, person, people[(i + 1) % len(people)], [seed, i], clips_per_speaker)
+        (videos, person, people[(i + 1) % len(people)], [seed, i], clips_per_speaker, fps)
         for i, person in enumerate(people)
     ]
     if workers == 1:
@@ -618,12 +623,12 @@ def make_corpus(
 
 
 def _speaker_video(
-    videos: Path, person: Identity, other: Identity, seed: list[int], clips: int
+    videos: Path, person: Identity, other: Identity, seed: list[int], clips: int, fps: int
 ) -> list[_Segment]:
     """Plan one speaker's segments and write their video (``other`` is the second face)."""
     rng = np.random.default_rng(seed)
     segments = _plan_segments(person, rng, clips)
-    _write_video(videos / f"{person.video_id}.mp4", person, other, segments, rng)
+    _write_video(videos / f"{person.video_id}.mp4", person, other, segments, rng, fps)
     return segments
 
 

@@ -33,6 +33,25 @@ def test_same_seed_same_files(tmp_path):
         assert video.read_bytes() == (b.parent / "videos" / video.name).read_bytes()
 
 
+def test_fewer_frames_same_voices(tmp_path):
+    a = make_corpus(tmp_path / "a", num_speakers=2, clips_per_speaker=1, seed=3)
+    b = make_corpus(tmp_path / "b", num_speakers=2, clips_per_speaker=1, seed=3, fps=5)
+    assert a.read_bytes() == b.read_bytes()
+    assert (a.parent / "labels.csv").read_bytes() == (b.parent / "labels.csv").read_bytes()
+    for video in (a.parent / "videos").iterdir():
+        sounds, rates = [], []
+        for path in (video, b.parent / "videos" / video.name):
+            with av.open(str(path)) as container:
+                rates.append(container.streams.video[0].average_rate)
+                sounds.append(
+                    np.concatenate([f.to_ndarray().ravel() for f in container.decode(audio=0)])
+                )
+        assert rates == [FPS, 5]
+        np.testing.assert_array_equal(sounds[0], sounds[1])
+    with pytest.raises(ValueError, match="frame per second"):
+        make_corpus(tmp_path / "c", num_speakers=2, fps=0)
+
+
 def test_corpus_layout(corpus):
     rows = corpus.good_rows
     labels = list(csv.DictReader(corpus.labels.open()))

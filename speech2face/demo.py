@@ -1,0 +1,345 @@
+"""``s2f-demo``: the whole pipeline, offline, on a synthetic corpus, in minutes on a CPU.
+
+Stages, each a real command of this project run in its own process (``python -m speech2face
+...``), in ``output_dir``:
+
+1. ``corpus``: a synthetic corpus (:func:`speech2face.data.synthetic.make_corpus`);
+2. ``preprocess``: ``s2f-preprocess`` into shards, ``val_fraction`` of the speakers held
+   out (the ``val`` split);
+3. ``decoder``: ``s2f-train task=decoder debug=demo``;
+4. ``voice``: ``s2f-train task=voice debug=demo`` against that decoder;
+5. ``attributes``: ``s2f-train task=attributes`` on the training speakers' crops and the
+   decoder's portraits of them (the classifier evaluation reads portraits with);
+6. ``eval``: ``s2f-eval`` on the held-out speakers, with that classifier;
+7. ``portraits``: a portrait for each held-out voice (:mod:`speech2face.inference`);
+8. ``install``: the voice checkpoint becomes the default of ``s2f-infer``.
+
+A finished stage leaves ``stages/<name>.done``; a rerun skips it, and the training commands
+resume from their last checkpoint, so an interrupted demo continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from speech2face.config import require_file_name
+from speech2face.errors import ConfigError, S2FError
+from speech2face.fileio import write_atomic
+
+STAGES_DIR = "stages"
+
+
+class DemoError(S2FError, RuntimeError):
+    """A stage of the demo that failed (its command's last words are in the message)."""
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Where each stage writes, under the demo's ``output_dir``."""
+
+    root: Path
+
+    @property
+    def corpus(self) -> Path:
+        return self.root / "corpus"
+
+    @property
+    def shards(self) -> Path:
+        return self.root / "shards"
+
+    @property
+    def decoder(self) -> Path:
+        return self.root / "runs" / "decoder"
+
+    @property
+    def voice(self) -> Path:
+        return self.root / "runs" / "voice"
+
+    @property
+    def attributes(self) -> Path:
+        return self.root / "runs" / "attributes"
+
+    @property
+    def eval(self) -> Path:
+        return self.root / "eval"
+
+    @property
+    def portraits(self) -> Path:
+        return self.root / "portraits"
+
+    @staticmethod
+    def last(run: Path) -> Path:
+        return run / "checkpoints" / "last.pt"
+
+
+def _command(name: str, *overrides: str) -> list[str]:
+    return [sys.executable, "-m", "speech2face", name, *overrides]
+
+
+def _run(command: list[str], quiet: bool) -> None:
+    """Run one of this project's commands (its output shown unless ``quiet``); a failure
+    raises with the command's last line (quiet) or a pointer to its output."""
+    capture = subprocess.PIPE if quiet else None
+    result = subprocess.run(command, stdout=capture, stderr=capture, text=True)
+    if result.returncode == 0:
+        return
+    name = command[3]
+    if quiet:
+        lines = [line for line in (result.stderr or "").splitlines() if line.strip()]
+        raise DemoError(f"{name} failed: {lines[-1] if lines else result.returncode}")
+    raise DemoError(f"{name} failed with exit status {result.returncode} (its error is above)")
+
+
+class Demo:
+    """The demo's stages on ``cfg`` (``configs/demo.yaml``)."""
+
+    def __init__(self, cfg: Any) -> None:
+        self.cfg = cfg
+        self.paths = Paths(Path(require_file_name(cfg.output_dir, "output_dir", "a directory")))
+        for key in ("speakers", "clips_per_speaker", "workers"):
+            if int(cfg[key]) < 1:
+                raise ConfigError(f"{key} must be at least 1, got {cfg[key]}")
+        if int(cfg.speakers) < 5:
+            raise ConfigError(f"speakers must be at least 5 to hold some out, got {cfg.speakers}")
+        self.quiet = not bool(cfg.progress)
+
+    # ---------------------------------------------------------------- stages
+
+    def stages(self) -> list[tuple[str, str, Callable[[], None]]]:
+        """``(name, what it does, run)`` in order."""
+        cfg = self.cfg
+        return [
+            ("corpus", f"{cfg.speakers} synthetic speakers", self.corpus),
+            ("preprocess", "s2f-preprocess: faces, landmarks, dlib features", self.preprocess),
+            ("decoder", f"s2f-train task=decoder, {cfg.decoder.steps} steps", self.decoder),
+            ("voice", f"s2f-train task=voice, {cfg.voice.steps} steps", self.voice),
+            (
+                "attributes",
+                f"s2f-train task=attributes, {cfg.attributes.steps} steps",
+                self.attributes,
+            ),
+            ("eval", "s2f-eval on the held-out speakers", self.evaluate),
+            ("portraits", "a portrait for each held-out voice", self.portraits),
+            ("install", "the voice checkpoint becomes s2f-infer's default", self.install),
+        ]
+
+    def corpus(self) -> None:
+        from speech2face.data.synthetic import make_corpus
+
+        shutil.rmtree(self.paths.corpus, ignore_errors=True)  # an interrupted one
+        make_corpus(
+            self.paths.corpus,
+            int(self.cfg.speakers),
+            int(self.cfg.clips_per_speaker),
+            seed=int(self.cfg.seed),
+            workers=int(self.cfg.workers),
+            fps=int(self.cfg.fps),
+        )
+
+    def preprocess(self) -> None:
+        corpus = self.paths.corpus
+        _run(
+            _command(
+                "preprocess",
+                "source=avspeech",
+                f"source.csv={corpus / 'clips.csv'}",
+                f"source.video_dir={corpus / 'videos'}/",
+                f"source.labels={corpus / 'labels.csv'}",
+                f"source.val_fraction={float(self.cfg.val_fraction)}",
+                "source.test_fraction=0",
+                "face_encoder=dlib",
+                f"workers={int(self.cfg.workers)}",
+                f"frames_per_clip={int(self.cfg.frames_per_clip)}",
+                f"progress={str(not self.quiet).lower()}",
+                f"output_dir={self.paths.shards}/",
+            ),
+            self.quiet,
+        )
+
+    def _train(self, task: str, output: Path, *overrides: str) -> None:
+        _run(
+            _command(
+                "train",
+                f"task={task}",
+                f"data.root={self.paths.shards}/",
+                f"output_dir={output}/",
+                f"trainer.progress={str(not self.quiet).lower()}",
+                f"trainer.num_workers={int(self.cfg.workers) - 1}",
+                *overrides,
+            ),
+            self.quiet,
+        )
+
+    def decoder(self) -> None:
+        steps = int(self.cfg.decoder.steps)
+        self._train(
+            "decoder",
+            self.paths.decoder,
+            "face_encoder=dlib",
+            "debug=demo",
+            f"model.decoder.image_size={int(self.cfg.decoder.image_size)}",
+            f"trainer.batch_size={int(self.cfg.decoder.batch_size)}",
+            f"trainer.max_steps={steps}",
+            f"trainer.val_every={steps}",
+            f"trainer.image_every={steps}",
+            f"trainer.ckpt_every={max(steps // 4, 1)}",
+        )
+
+    def voice(self) -> None:
+        steps = int(self.cfg.voice.steps)
+        self._train(
+            "voice",
+            self.paths.voice,
+            "face_encoder=dlib",
+            "debug=demo",
+            f"decoder_checkpoint={self.paths.last(self.paths.decoder)}",
+            f"trainer.batch_size={int(self.cfg.voice.batch_size)}",
+            f"trainer.max_steps={steps}",
+            f"trainer.val_every={max(steps // 2, 1)}",
+            f"trainer.image_every={steps}",
+            f"trainer.ckpt_every={max(steps // 4, 1)}",
+        )
+
+    def attributes(self) -> None:
+        steps = int(self.cfg.attributes.steps)
+        self._train(
+            "attributes",
+            self.paths.attributes,
+            "debug=cpu",
+            "optim=adamw_cosine",
+            f"optim.optimizer.lr={float(self.cfg.attributes.lr)}",
+            f"trainer.batch_size={int(self.cfg.attributes.batch_size)}",
+            f"trainer.max_steps={steps}",
+            f"trainer.val_every={steps}",
+            f"trainer.ckpt_every={max(steps // 4, 1)}",
+            "trainer.val_batches=null",
+            f"decoder_checkpoint={self.paths.last(self.paths.decoder)}",
+        )
+
+    def evaluate(self) -> None:
+        _run(
+            _command(
+                "eval",
+                f"checkpoint={self.paths.last(self.paths.voice)}",
+                f"data.root={self.paths.shards}/",
+                "data.split=val",
+                "attributes=classifier",
+                f"attributes.checkpoint={self.paths.last(self.paths.attributes)}",
+                f"gallery_size={int(self.cfg.gallery_size)}",
+                f"progress={str(not self.quiet).lower()}",
+                f"output_dir={self.paths.eval}/",
+            ),
+            self.quiet,
+        )
+
+    def portraits(self) -> None:
+        from speech2face.audio import SAMPLE_RATE
+        from speech2face.data import ShardDataset
+        from speech2face.fileio import atomic_outputs
+        from speech2face.inference import Portraitist
+
+        portraitist = Portraitist.from_checkpoint(self.paths.last(self.paths.voice))
+        folder = self.paths.portraits
+        folder.mkdir(parents=True, exist_ok=True)
+        held_out = ShardDataset(str(self.paths.shards), "val", train=False, clip_samples=None)
+        for sample in held_out:
+            image = portraitist.portrait((sample["wav"], SAMPLE_RATE))
+            with atomic_outputs(folder / f"{sample['key']}.png") as (tmp,):
+                image.save(tmp, format="PNG")
+
+    def install(self) -> None:
+        from speech2face.inference import install_default
+
+        install_default(self.paths.last(self.paths.voice))
+
+    # ---------------------------------------------------------------- the run
+
+    def run(self) -> dict[str, Any]:
+        stages = self.stages()
+        marks = self.paths.root / STAGES_DIR
+        marks.mkdir(parents=True, exist_ok=True)
+        start = time.perf_counter()
+        for number, (name, what, action) in enumerate(stages, 1):
+            mark = marks / f"{name}.done"
+            prefix = f"s2f-demo [{number}/{len(stages)}] {name}"
+            if mark.exists():
+                print(f"{prefix}: done earlier, skipped", flush=True)
+                continue
+            print(f"{prefix}: {what} ...", flush=True)
+            began = time.perf_counter()
+            action()
+            seconds = time.perf_counter() - began
+            write_atomic(mark, json.dumps({"seconds": round(seconds, 1)}).encode())
+            print(f"{prefix}: done in {_duration(seconds)}", flush=True)
+        summary = self.summary()
+        print(f"s2f-demo: finished in {_duration(time.perf_counter() - start)}")
+        for line in summary["lines"]:
+            print(line)
+        return summary
+
+    def summary(self) -> dict[str, Any]:
+        """The held-out figures the demo prints, from the evaluation's metrics.json."""
+        metrics = json.loads((self.paths.eval / "metrics.json").read_text())
+        lines = []
+        gender = next(
+            (
+                t
+                for t in metrics["attributes"].get("tables", [])
+                if (t["attribute"], t["reference"], t["compared"]) == ("gender", "dataset", "s2f")
+            ),
+            None,
+        )
+        if gender is not None:
+            lines.append(
+                "held-out voices: the portrait drawn from the voice has the speaker's gender in "
+                f"{_pct(gender['agreement'])} of {gender['samples']} (the mean face's portrait: "
+                f"{_pct(gender.get('mean_face'))})"
+            )
+        row = next(
+            r
+            for r in metrics["retrieval"]["rows"]
+            if (r["window"], r["metric"], r["predictor"]) == ("clip", "cosine", "model")
+        )
+        pool = metrics["retrieval"]["pool_size"]
+        k = "5" if "5" in row["recall"] else next(iter(row["recall"]))
+        lines.append(
+            f"held-out voices: the speaker's own face among the {pool} held-out faces is in the "
+            f"predicted feature's top {k} for {_pct(row['recall'][k])} (chance {int(k) / pool:.1%})"
+        )
+        lines.append(f"report: {self.paths.eval / 'report.html'}")
+        lines.append(f"portraits of the held-out voices: {self.paths.portraits}/")
+        lines.append("s2f-infer voice.wav now draws with this model (trained on synthetic voices)")
+        return {"metrics": metrics, "lines": lines}
+
+
+def _pct(figure: dict | None) -> str:
+    if not figure:
+        return "n/a"
+    text = f"{figure['value']:.1%}"
+    if figure.get("low") is not None and figure["low"] != figure["high"]:
+        text += f" [{figure['low']:.1%}, {figure['high']:.1%}]"
+    return text
+
+
+def _duration(seconds: float) -> str:
+    minutes, rest = divmod(int(round(seconds)), 60)
+    return f"{minutes} min {rest} s" if minutes else f"{rest} s"
+
+
+def run_demo(cfg: Any) -> dict[str, Any]:
+    """``s2f-demo`` as ``configs/demo.yaml`` describes; one run per ``output_dir``."""
+    from speech2face.runlock import hold_directory
+
+    demo = Demo(cfg)
+    os.makedirs(demo.paths.root, exist_ok=True)
+    with hold_directory(demo.paths.root, "s2f-demo"):
+        return demo.run()

@@ -1,0 +1,62 @@
+"""``s2f-demo`` end to end at a tiny size: every stage runs for real, a rerun skips the
+finished ones, and ``s2f-infer``'s default checkpoint is installed."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.data.conftest import run_s2f
+
+pytestmark = pytest.mark.slow
+
+TINY = [
+    "speakers=10",
+    "val_fraction=0.3",
+    "workers=1",
+    "frames_per_clip=1",
+    "decoder.steps=4",
+    "decoder.batch_size=2",
+    "decoder.image_size=56",
+    "voice.steps=4",
+    "voice.batch_size=2",
+    "attributes.steps=4",
+    "attributes.batch_size=2",
+    "gallery_size=2",
+    "progress=false",
+]
+
+
+def test_the_demo_runs_resumes_and_installs_its_model(tmp_path, monkeypatch):
+    monkeypatch.setenv("S2F_HOME", str(tmp_path / "home"))
+    out = tmp_path / "demo"
+    result = run_s2f("demo", f"output_dir={out}", *TINY, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    for number, name in enumerate(
+        ["corpus", "preprocess", "decoder", "voice", "attributes", "eval", "portraits", "install"],
+        1,
+    ):
+        assert f"s2f-demo [{number}/8] {name}: done in" in result.stdout
+        assert (out / "stages" / f"{name}.done").is_file()
+    assert f"report: {out / 'eval' / 'report.html'}" in result.stdout
+    assert "has the speaker's gender in" in result.stdout
+    metrics = json.loads((out / "eval" / "metrics.json").read_text())
+    assert metrics["data"]["split"] == "val" and metrics["attributes"]["backend"] == "classifier"
+    portraits = sorted((out / "portraits").glob("*.png"))
+    assert len(portraits) == metrics["data"]["samples"]
+    assert (tmp_path / "home" / "models" / "default.pt").is_file()
+
+    # A rerun skips every finished stage; a stage whose mark is gone runs again.
+    (out / "stages" / "eval.done").unlink()
+    again = run_s2f("demo", f"output_dir={out}", *TINY, timeout=900)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "s2f-demo [1/8] corpus: done earlier, skipped" in again.stdout
+    assert "s2f-demo [6/8] eval: done in" in again.stdout
+    assert "s2f-demo [7/8] portraits: done earlier, skipped" in again.stdout
+
+
+def test_too_few_speakers_is_one_line(tmp_path):
+    result = run_s2f("demo", f"output_dir={tmp_path}/demo", "speakers=3")
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1 and "speakers must be at least 5" in lines[0]
