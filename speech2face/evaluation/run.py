@@ -411,31 +411,6 @@ def _settings(cfg: Any) -> dict[str, Any]:
     return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
 
 
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device={name} but no CUDA device is available: use device=cpu")
-    return device
-
-
-def load_voice_bundle(path: str, device: torch.device):
-    """The voice bundle of ``path``, or a one-line :class:`EvalError`."""
-    from speech2face.training.checkpoint import load_bundle
-
-    if not Path(path).is_file():
-        raise EvalError(f"checkpoint {path} does not exist")
-    bundle = load_bundle(path, map_location=device)
-    if bundle.voice_encoder is None:
-        raise EvalError(
-            f"checkpoint {path} holds a face decoder ({bundle.task} task): s2f-eval needs a "
-            "voice checkpoint (s2f-train task=voice ... output_dir=RUN_VOICE/, then "
-            "checkpoint=RUN_VOICE/checkpoints/last.pt)"
-        )
-    return bundle
-
-
 def split_dataset(cfg: Any, bundle: Any):
     """The split's samples (whole segments, images), checked against the bundle."""
     from speech2face.data import ShardDataset
@@ -673,6 +648,7 @@ def evaluate(cfg: Any) -> dict[str, Any]:
 
     from speech2face.attributes import build_backend
     from speech2face.evaluation.report import summary_table, write_report
+    from speech2face.inference import load_voice_bundle, resolve_device
     from speech2face.runlock import hold_directory
 
     checkpoint = require_file_name(cfg.checkpoint, "checkpoint", "a voice checkpoint")
@@ -680,7 +656,7 @@ def evaluate(cfg: Any) -> dict[str, Any]:
     for name in ("batch_size", "gallery_size", "bootstrap_resamples", "pool_size"):
         if int(cfg[name]) < (0 if name == "gallery_size" else 1):
             raise ConfigError(f"{name} must be a positive number, got {cfg[name]}")
-    device = _device(str(cfg.device))
+    device = resolve_device(str(cfg.device))
     bundle = load_voice_bundle(checkpoint, device)
     dataset = split_dataset(cfg, bundle)
     backend = build_backend(cfg.attributes)
