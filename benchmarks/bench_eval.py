@@ -52,7 +52,7 @@ def _stage_times(bundle, samples: list[dict]) -> dict[str, float]:
         "landmarks, 2 portraits": lambda: [
             landmarker(crop) for crop in pixels.permute(0, 2, 3, 1).numpy() for _ in range(2)
         ],
-        "dlib features, 2 images (SF2F pools, 100+ speakers)": lambda: (
+        "dlib features, 2 images (SF2F pools)": lambda: (
             encoder(portraits),
             encoder(portraits),
         ),

@@ -1,4 +1,4 @@
-"""``python -m speech2face <command> [hydra overrides]`` runs the ``s2f-<command>`` script."""
+"""``python -m speech2face <command> [arguments]`` runs the ``s2f-<command>`` script."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ def _usage() -> str:
         f"speech2face {__version__}: learn to draw a face from a voice",
         "",
         "usage: python -m speech2face <command> [key=value ...]",
+        "       python -m speech2face infer FILE_OR_DIR... [options]",
         "       (each command is also installed as s2f-<command>)",
         "",
         "commands:",
