@@ -165,7 +165,10 @@ class Demo:
             self.quiet,
         )
 
-    def _train(self, task: str, output: Path, *overrides: str) -> None:
+    def _train(self, task: str, output: Path, stage: Any, val_every: int, *overrides: str):
+        """``s2f-train task=<task>`` with the stage's steps and batch size (``stage``: its
+        config node), validating every ``val_every`` steps and keeping 4 checkpoints' worth."""
+        steps = int(stage.steps)
         _run(
             _command(
                 "train",
@@ -174,53 +177,50 @@ class Demo:
                 f"output_dir={output}/",
                 f"trainer.progress={str(not self.quiet).lower()}",
                 f"trainer.num_workers={int(self.cfg.workers) - 1}",
+                f"trainer.batch_size={int(stage.batch_size)}",
+                f"trainer.max_steps={steps}",
+                f"trainer.val_every={val_every}",
+                f"trainer.image_every={steps}",
+                f"trainer.ckpt_every={max(steps // 4, 1)}",
                 *overrides,
             ),
             self.quiet,
         )
 
     def decoder(self) -> None:
-        steps = int(self.cfg.decoder.steps)
+        stage = self.cfg.decoder
         self._train(
             "decoder",
             self.paths.decoder,
+            stage,
+            int(stage.steps),
             "face_encoder=dlib",
             "debug=demo",
-            f"model.decoder.image_size={int(self.cfg.decoder.image_size)}",
-            f"trainer.batch_size={int(self.cfg.decoder.batch_size)}",
-            f"trainer.max_steps={steps}",
-            f"trainer.val_every={steps}",
-            f"trainer.image_every={steps}",
-            f"trainer.ckpt_every={max(steps // 4, 1)}",
+            f"model.decoder.image_size={int(stage.image_size)}",
         )
 
     def voice(self) -> None:
-        steps = int(self.cfg.voice.steps)
+        stage = self.cfg.voice
         self._train(
             "voice",
             self.paths.voice,
+            stage,
+            max(int(stage.steps) // 2, 1),
             "face_encoder=dlib",
             "debug=demo",
             f"decoder_checkpoint={self.paths.last(self.paths.decoder)}",
-            f"trainer.batch_size={int(self.cfg.voice.batch_size)}",
-            f"trainer.max_steps={steps}",
-            f"trainer.val_every={max(steps // 2, 1)}",
-            f"trainer.image_every={steps}",
-            f"trainer.ckpt_every={max(steps // 4, 1)}",
         )
 
     def attributes(self) -> None:
-        steps = int(self.cfg.attributes.steps)
+        stage = self.cfg.attributes
         self._train(
             "attributes",
             self.paths.attributes,
+            stage,
+            int(stage.steps),
             "debug=cpu",
             "optim=adamw_cosine",
-            f"optim.optimizer.lr={float(self.cfg.attributes.lr)}",
-            f"trainer.batch_size={int(self.cfg.attributes.batch_size)}",
-            f"trainer.max_steps={steps}",
-            f"trainer.val_every={steps}",
-            f"trainer.ckpt_every={max(steps // 4, 1)}",
+            f"optim.optimizer.lr={float(stage.lr)}",
             "trainer.val_batches=null",
             f"decoder_checkpoint={self.paths.last(self.paths.decoder)}",
         )

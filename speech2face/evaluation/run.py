@@ -58,6 +58,7 @@ from speech2face.metrics.attributes import (
 from speech2face.metrics.craniofacial import PAPER_CORRELATIONS, PAPER_RANDOM_CORRELATION
 from speech2face.metrics.retrieval import PAPER_RETRIEVAL
 from speech2face.metrics.similarity import PAPER_FEATURE_SIMILARITY
+from speech2face.weights import sha256_of
 
 SCHEMA = "speech2face.eval"
 SCHEMA_VERSION = 1
@@ -499,14 +500,6 @@ def _weights_here(name: str) -> bool:
     return path is not None and path.is_file()
 
 
-def _speaker_count(dataset: Any, limit: int | None) -> int:
-    """Distinct speakers among the samples evaluation will read (a pass over the split)."""
-    import itertools
-
-    samples = iter(dataset) if limit is None else itertools.islice(iter(dataset), int(limit))
-    return len({sample["speaker"] for sample in samples})
-
-
 def compute_metrics(
     cfg: Any, bundle: Any, collected: Collected, backend: Any, pool: tuple[Any, str, str]
 ) -> dict[str, Any]:
@@ -515,8 +508,12 @@ def compute_metrics(
     seed, resamples = int(cfg.seed), int(cfg.bootstrap_resamples)
     ks = [int(k) for k in cfg.ks]
     mean = bundle.mean_feature.cpu() if bundle.mean_feature is not None else None
+    mean_portrait = None  # (1, 3, S, S): drawn once, for the attribute and pooled floors
     if mean is None:
         notes.append("the checkpoint holds no mean training feature: no mean-face baseline")
+    else:
+        with torch.no_grad():
+            mean_portrait = bundle.portrait(bundle.mean_feature[None])
     labels = sorted({key for row in collected.labels for key, v in row.items() if v is not None})
     return {
         "schema": SCHEMA,
@@ -525,7 +522,7 @@ def compute_metrics(
         "speech2face_version": importlib.metadata.version("speech2face"),
         "checkpoint": {
             "path": str(cfg.checkpoint),
-            "sha256": _sha256(str(cfg.checkpoint)),
+            "sha256": sha256_of(str(cfg.checkpoint)),
             "task": bundle.task,
             "step": bundle.step,
             "face_encoder": bundle.face_encoder,
@@ -559,10 +556,10 @@ def compute_metrics(
             resamples,
             seed,
             notes,
-            mean_query(bundle, pool[0]),
+            mean_query(mean, mean_portrait, pool[0]),
         ),
         "attributes": attribute_tables(
-            collected, backend, resamples, seed, notes, mean_face_labels(bundle, backend)
+            collected, backend, resamples, seed, notes, mean_face_labels(mean_portrait, backend)
         ),
         "craniofacial": craniofacial_table(collected, seed),
         "gallery": [],
@@ -572,31 +569,24 @@ def compute_metrics(
 
 
 @torch.no_grad()
-def mean_query(bundle: Any, encoder: Any) -> Tensor | None:
-    """``(E,)`` the pooled retrieval's query for the mean face: its portrait through the
-    pooling encoder, or the mean feature itself when portraits are not encoded."""
-    if bundle.mean_feature is None:
+def mean_query(mean: Tensor | None, portrait: Tensor | None, encoder: Any) -> Tensor | None:
+    """``(E,)`` the pooled retrieval's query for the mean face: its ``(1, 3, S, S)``
+    portrait through the pooling encoder, or the ``(D,)`` mean feature itself when
+    portraits are not encoded."""
+    if mean is None or portrait is None:
         return None
     if encoder is None:
-        return bundle.mean_feature.cpu()
-    portrait = bundle.portrait(bundle.mean_feature[None]).float().cpu()  # (1, 3, S, S)
-    return encoder(portrait)[0].float()
+        return mean
+    return encoder(portrait.float().cpu())[0].float()
 
 
-@torch.no_grad()
-def mean_face_labels(bundle: Any, backend: Any) -> dict[str, Any] | None:
-    """The backend's labels of the portrait of the mean training feature, or ``None``."""
+def mean_face_labels(portrait: Tensor | None, backend: Any) -> dict[str, Any] | None:
+    """The backend's labels of the mean training feature's ``(1, 3, S, S)`` portrait."""
     from speech2face.evaluation.collect import to_uint8
 
-    if backend is None or bundle.mean_feature is None:
+    if backend is None or portrait is None:
         return None
-    return backend.predict(to_uint8(bundle.portrait(bundle.mean_feature[None])))[0]
-
-
-def _sha256(path: str) -> str:
-    from speech2face.weights import sha256_of
-
-    return sha256_of(path)
+    return backend.predict(to_uint8(portrait))[0]
 
 
 def write_gallery(collected: Collected, stage: Path, predicted: bool) -> list[dict[str, Any]]:
@@ -665,9 +655,7 @@ def evaluate(cfg: Any) -> dict[str, Any]:
         from speech2face.faces.landmarks import Landmarker
 
         landmarker = Landmarker()
-    pool: tuple[Any, str, str] = (None, "none", "")
-    if _speaker_count(dataset, cfg.get("max_samples")) >= MIN_POOL_IDENTITIES:
-        pool = pool_encoder(bundle, str(cfg.sf2f.features))  # else the table is skipped
+    pool = pool_encoder(bundle, str(cfg.sf2f.features))
     collector = Collector(bundle, device, backend, landmarker, pool[0], int(cfg.gallery_size))
     limit = cfg.get("max_samples")
     total = dataset.num_samples if limit is None else min(int(limit), dataset.num_samples or 0)

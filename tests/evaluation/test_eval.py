@@ -317,6 +317,11 @@ def test_bad_shards_give_one_line(voice_run, preprocessed, tmp_path):
         assert not (out / "report.html").exists() and not (out / "metrics.json").exists()
 
 
+def _outputs(out: Path) -> dict[Path, bytes]:
+    """Every file an evaluation wrote (the run lock, rewritten by each run, left out)."""
+    return {p: p.read_bytes() for p in out.rglob("*") if p.is_file() and p.name != ".s2f.lock"}
+
+
 def test_a_failed_run_leaves_the_earlier_report(voice_run, preprocessed, tmp_path):
     checkpoint = voice_run / "checkpoints" / "last.pt"
     data = _copy_shards(preprocessed, tmp_path / "data", "test")
@@ -328,7 +333,7 @@ def test_a_failed_run_leaves_the_earlier_report(voice_run, preprocessed, tmp_pat
     metrics = json.loads((out / "metrics.json").read_text())
     assert "attributes=none" in metrics["attributes"]["skipped"]
     assert "craniofacial=false" in metrics["craniofacial"]["skipped"]
-    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    before = _outputs(out)
 
     # The split's last shard is cut short: reading fails after samples were evaluated.
     index = json.loads((data / "shards.json").read_text())
@@ -336,7 +341,7 @@ def test_a_failed_run_leaves_the_earlier_report(voice_run, preprocessed, tmp_pat
     last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])
     result = run_s2f("eval", *eval_args(checkpoint, data, out))
     _one_line_error(result)
-    after = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    after = _outputs(out)
     assert after == before
     assert not list(out.glob(".s2f-eval.*"))
     shutil.rmtree(data)
