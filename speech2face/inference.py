@@ -13,8 +13,8 @@ How a recording becomes one prediction:
 
 1. It is read at 16 kHz mono (:func:`speech2face.audio.load_audio`: any format, rate or
    channel count); NaN or infinite samples are refused.
-2. Silence is found with ``librosa.effects.split`` on the spectrogram's own frames (25 ms
-   every 10 ms): a frame is silent when its RMS is more than :data:`SILENCE_TOP_DB` below
+2. Silence is found as ``librosa.effects.split`` finds it (:func:`voiced_mask`), on the
+   spectrogram's own frames (25 ms every 10 ms): a frame is silent when its RMS is more than :data:`SILENCE_TOP_DB` below
    the loudest frame's, or below :data:`SILENCE_FLOOR_DBFS` whatever the loudest is (a
    recording of nothing but hiss is silent too). Leading and trailing silence is cut; a
    recording with no sound at all is refused, and so is one whose sound lasts less than
@@ -35,13 +35,14 @@ x86 CPUs, Ampere or newer GPUs) and in float32 elsewhere (channels_last alone is
 than the default layout for the paper's encoder on AVX2 CPUs); the face decoder always runs
 in float32. The predicted feature stays within cosine 0.999 of float32 (1.0000 without bf16).
 
-Heavy libraries (torch, librosa, PIL) are imported when first used, so importing this
+Heavy libraries (torch, PIL) are imported when first used, so importing this
 module, and ``s2f-infer --help``, stays instant.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import shutil
 from collections.abc import Iterator
@@ -53,7 +54,6 @@ from speech2face.errors import S2FError
 from speech2face.weights import DEFAULT_HOME, HOME_ENV
 
 if TYPE_CHECKING:
-    import numpy as np
     import torch
     from PIL import Image
     from torch import Tensor
@@ -79,13 +79,14 @@ __all__ = [
     "missing_default_message",
     "models_home",
     "resolve_device",
+    "frame_rms",
     "voiced_mask",
 ]
 
 MODELS_SUBDIR = "models"  # $S2F_HOME/models/ holds installed voice checkpoints
 DEFAULT_NAME = "default.pt"  # the one s2f-infer uses without --checkpoint
 
-# Silence (librosa.effects.split on 25 ms frames every 10 ms, the spectrogram's framing): a
+# Silence (librosa.effects.split's rule on 25 ms frames every 10 ms, the spectrogram's framing): a
 # frame is silent when its RMS is more than SILENCE_TOP_DB below the loudest frame's. 40 dB
 # keeps soft consonants and breathy endings of speech (20-30 dB under the vowels) and drops
 # room noise between phrases (typically 40-60 dB under them).
@@ -107,6 +108,7 @@ MIN_SECONDS = 1.0
 WINDOW_BATCH = 32
 
 _WAVEFORM = "<waveform>"  # how a waveform source is named in messages
+_AMIN = 1e-5  # librosa's amplitude_to_db floor: quieter frames count as this loud
 
 
 class InferenceError(S2FError, ValueError):
@@ -422,38 +424,47 @@ def _paper_samples() -> int:
     return N_SAMPLES
 
 
-def voiced_mask(wav: Tensor, name: str = _WAVEFORM) -> Tensor:  # (L,) -> (L,) bool
-    """Which samples of a 16 kHz waveform lie in non-silent stretches (``librosa.effects
-    .split`` with :data:`SILENCE_TOP_DB` and :data:`SILENCE_FLOOR_DBFS`); a waveform with
-    none is refused."""
-    import librosa.effects
-    import numpy as np
-    import torch
+def frame_rms(wav: Tensor) -> Tensor:  # (L,) -> (F,) float64, F = L // HOP_LENGTH + 1
+    """RMS of each 25 ms frame every 10 ms (the spectrogram's framing), frames centred on
+    their hop with zeros beyond the ends: ``librosa.feature.rms``'s framing."""
+    import torch.nn.functional as F
 
     from speech2face.audio import HOP_LENGTH, WIN_LENGTH
 
-    # With ref = max(loudest RMS, floor + top_db), "more than top_db below ref" is the louder
-    # of the two thresholds: top_db under the loudest frame, or the absolute floor.
-    floor_ref = 10.0 ** ((SILENCE_FLOOR_DBFS + SILENCE_TOP_DB) / 20.0)
+    half = WIN_LENGTH // 2
+    padded = F.pad(wav.double()[None], (half, half))[0]  # (L + WIN_LENGTH,)
+    frames = padded.unfold(0, WIN_LENGTH, HOP_LENGTH)  # (F, WIN_LENGTH)
+    return frames.pow(2).mean(dim=1).sqrt()
 
-    def reference(rms: np.ndarray) -> float:
-        return max(float(np.max(rms)), floor_ref)
 
-    intervals = librosa.effects.split(
-        wav.numpy(),
-        top_db=SILENCE_TOP_DB,
-        ref=reference,
-        frame_length=WIN_LENGTH,
-        hop_length=HOP_LENGTH,
-    )
-    if len(intervals) == 0:
+def voiced_mask(wav: Tensor, name: str = _WAVEFORM) -> Tensor:  # (L,) -> (L,) bool
+    """Which samples of a 16 kHz waveform lie in non-silent stretches; a waveform with none
+    is refused.
+
+    This is ``librosa.effects.split(wav, top_db=SILENCE_TOP_DB, ref=R, frame_length=
+    WIN_LENGTH, hop_length=HOP_LENGTH)`` with ``R`` the louder of the loudest frame's RMS and
+    :data:`SILENCE_FLOOR_DBFS` + :data:`SILENCE_TOP_DB` (so a frame is silent when it is more
+    than ``top_db`` under the loudest one, or under the floor), computed here in a few tensor
+    operations: importing ``librosa.effects`` alone (SciPy's signal module, scikit-learn)
+    costs more than the rest of a portrait. The tests compare the two on many signals.
+    """
+    import torch
+
+    from speech2face.audio import HOP_LENGTH
+
+    rms = frame_rms(wav)  # (F,)
+    floor = 10.0 ** ((SILENCE_FLOOR_DBFS + SILENCE_TOP_DB) / 20.0)
+    reference = max(float(rms.max()), floor)
+    # librosa's amplitude_to_db: 20 log10 of each, both clipped below at AMIN
+    loud = 20.0 * torch.log10(rms.clamp_min(_AMIN)) - 20.0 * math.log10(max(reference, _AMIN))
+    frames = loud > -SILENCE_TOP_DB  # (F,)
+    if not bool(frames.any()):
         raise InferenceError(
             f"{name}: silent (no sound above {SILENCE_FLOOR_DBFS:g} dBFS): nothing to draw from"
         )
-    mask = torch.zeros(wav.numel(), dtype=torch.bool)
-    for start, stop in intervals.tolist():
-        mask[start:stop] = True
-    return mask
+    # Sample s belongs to frame s // HOP_LENGTH, as in librosa's frames_to_samples of the
+    # interval edges.
+    return frames.repeat_interleave(HOP_LENGTH)[: wav.numel()]
 
 
 def _read(source: str | os.PathLike | tuple[Any, int]) -> tuple[str, Tensor]:

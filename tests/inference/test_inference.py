@@ -128,6 +128,50 @@ def test_bad_waveforms_are_refused_in_one_line(artist, wav, problem):
     assert "\n" not in str(caught.value)
 
 
+def test_silence_is_found_as_librosa_finds_it():
+    """voiced_mask against librosa.effects.split with the same rule, on noise of many levels
+    switched on and off (digital silence, hiss under the floor, quiet and loud stretches)."""
+    import librosa.effects
+
+    from speech2face.audio import HOP_LENGTH, WIN_LENGTH
+
+    floor = 10.0 ** ((inference.SILENCE_FLOOR_DBFS + inference.SILENCE_TOP_DB) / 20.0)
+    rng = np.random.default_rng(0)
+    compared = 0
+    for _ in range(60):
+        n = int(rng.integers(100, 40_000))
+        level = rng.choice([1e-5, 1e-3, 0.1, 0.5])
+        gate = np.repeat(rng.choice([0.0, 1e-3, 1e-2, 1.0], size=n // 800 + 1), 800)[:n]
+        wav = (rng.standard_normal(n) * level * gate).astype(np.float32)
+        intervals = librosa.effects.split(
+            wav,
+            top_db=inference.SILENCE_TOP_DB,
+            ref=lambda rms: max(float(np.max(rms)), floor),
+            frame_length=WIN_LENGTH,
+            hop_length=HOP_LENGTH,
+        )
+        expected = np.zeros(n, dtype=bool)
+        for start, stop in intervals:
+            expected[start:stop] = True
+        if not expected.any():
+            with pytest.raises(InferenceError, match="silent"):
+                inference.voiced_mask(tensor(wav))
+            continue
+        np.testing.assert_array_equal(inference.voiced_mask(tensor(wav)).numpy(), expected)
+        compared += 1
+    assert compared > 30
+
+
+def test_frame_rms_matches_librosa():
+    import librosa.feature
+
+    from speech2face.audio import HOP_LENGTH, WIN_LENGTH
+
+    wav = np.random.default_rng(1).standard_normal(12_345).astype(np.float32)
+    expected = librosa.feature.rms(y=wav, frame_length=WIN_LENGTH, hop_length=HOP_LENGTH)[0]
+    np.testing.assert_allclose(inference.frame_rms(tensor(wav)).numpy(), expected, rtol=1e-5)
+
+
 def test_bad_sources_are_refused(artist):
     with pytest.raises(InferenceError, match=r"\(L,\)"):
         artist.predict((torch.zeros(2, RATE), RATE))
