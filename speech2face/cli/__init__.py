@@ -36,6 +36,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "speech2face.cli.infer:main",
         "draw the face behind each voice: s2f-infer voice.wav -> voice.png",
     ),
+    "serve": (
+        "speech2face.cli.serve:main",
+        "a local web page: record or drop a voice, see its portrait (the 'web' extra)",
+    ),
     "demo": (
         "speech2face.cli.demo:main",
         "the whole pipeline offline on a synthetic corpus; installs s2f-infer's default model",
