@@ -1,0 +1,156 @@
+"""``s2f-serve`` as users run it: the URL on start, a model that is missing, a port in use,
+Ctrl-C; one-line errors, never a traceback."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from speech2face.cli import COMMANDS
+
+PROG = "s2f-serve"
+
+
+def command() -> list[str]:
+    script = Path(sys.executable).with_name(PROG)
+    return [str(script)] if script.exists() else [sys.executable, "-m", "speech2face", "serve"]
+
+
+def run(*args: str, env: dict | None = None, cwd: Path | None = None):
+    return subprocess.run(
+        [*command(), *args], capture_output=True, text=True, timeout=120, env=env, cwd=cwd
+    )
+
+
+class Serving:
+    """``s2f-serve ARGS`` in the background; ``url`` is what it printed."""
+
+    def __init__(self, *args: str, env: dict | None = None, cwd: Path | None = None) -> None:
+        self.process = subprocess.Popen(
+            [*command(), "--port", "0", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=cwd,
+        )
+        first = self.process.stdout.readline()
+        found = re.search(r"(http://127\.0\.0\.1:\d+/)", first)
+        if not found:
+            self.process.kill()
+            raise AssertionError(f"no URL on start: {first!r} {self.process.stderr.read()}")
+        self.first_line = first
+        self.url = found.group(1)
+
+    def status(self, timeout: float = 120.0) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            status = httpx.get(self.url + "api/status", timeout=10).json()
+            if status["state"] != "loading":
+                return status
+            time.sleep(0.1)
+        raise AssertionError("the model did not load")
+
+    def interrupt(self) -> tuple[int, str, str]:
+        self.process.send_signal(signal.SIGINT)
+        out, err = self.process.communicate(timeout=30)
+        return self.process.returncode, out, err
+
+
+def test_serve_is_a_command():
+    assert COMMANDS["serve"][0] == "speech2face.cli.serve:main"
+    result = subprocess.run(
+        [sys.executable, "-m", "speech2face", "serve", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "--checkpoint" in result.stdout and "ssh -N -L" in result.stdout
+
+
+def test_a_port_in_use_is_one_line(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        result = run("--port", str(port), cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"{PROG}: error: port {port} on 127.0.0.1 is in use (another s2f-serve?): pass "
+        "--port N, or --port 0 for a free one"
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--gallery", "no/such/dir"], "no such directory"),
+        (["--host", "no.such.host.invalid"], "--host no.such.host.invalid"),
+        (["--port", "99999"], "must be a port number"),
+        (["--max-upload-mb", "0"], "positive number of megabytes"),
+    ],
+)
+def test_bad_options_are_one_line(tmp_path, args, words):
+    result = run(*args, cwd=tmp_path)
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if line.startswith(f"{PROG}: error:")]
+    assert len(errors) == 1 and words in errors[0], result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_without_the_extra_it_says_how_to_install_it(monkeypatch, capsys):
+    from speech2face.cli import serve
+
+    monkeypatch.setitem(sys.modules, "uvicorn", None)
+    with pytest.raises(SystemExit) as stop:
+        serve.main(["--port", "0"])
+    assert stop.value.code == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith(f"{PROG}: error: the web page needs uvicorn")
+    assert "pip install -e '.[web]'" in error
+
+
+def test_no_model_installed_the_page_says_how_to_get_one(tmp_path):
+    env = {**os.environ, "S2F_HOME": str(tmp_path / "home")}
+    serving = Serving(env=env, cwd=tmp_path)
+    try:
+        status = serving.status()
+        assert status["state"] == "error"
+        assert "make demo" in status["message"] and str(tmp_path / "home") in status["message"]
+        assert httpx.get(serving.url, timeout=10).status_code == 200
+        gallery = httpx.get(serving.url + "api/gallery", timeout=10).json()
+        assert gallery["examples"] == [] and "make demo" in gallery["note"]
+    finally:
+        code, out, err = serving.interrupt()
+    assert code == 0, err
+    assert out.strip().splitlines()[-1] == f"{PROG}: stopped"
+    errors = [line for line in err.splitlines() if line.startswith(f"{PROG}: error:")]
+    assert len(errors) == 1 and "no model at" in errors[0] and "make demo" in errors[0]
+    assert "Traceback" not in err
+
+
+def test_serve_a_checkpoint_and_stop_with_ctrl_c(checkpoint, voices, tmp_path):
+    serving = Serving("--checkpoint", str(checkpoint), "--no-attributes", cwd=tmp_path)
+    try:
+        assert f"loading {checkpoint} in the background" in serving.first_line
+        assert serving.status()["state"] == "ready"
+        with open(voices / "voice.wav", "rb") as f:
+            response = httpx.post(serving.url + "api/portrait.png", files={"file": f}, timeout=60)
+        assert response.status_code == 200 and response.content.startswith(b"\x89PNG")
+    finally:
+        code, out, err = serving.interrupt()
+    assert code == 0, err
+    assert "model ready in" in out and out.strip().endswith(f"{PROG}: stopped")
+    assert "voice.wav: 2 windows" in err  # the line per portrait
+    assert "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []  # nothing written where it ran
