@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint format bench demo clean
+.PHONY: install test lint format bench demo serve clean
 
 install: $(STAMP)
 
@@ -36,6 +36,14 @@ bench: $(STAMP)
 # then $(BIN)/s2f-infer voice.wav draws with the model it trained. A rerun skips finished stages.
 demo: $(STAMP)
 	$(BIN)/python -m speech2face demo output_dir=demo
+
+# The web page on http://127.0.0.1:7860/ (s2f-serve; Ctrl-C stops it), drawing with the model
+# 'make demo' installs; the 'web' extra is installed into .venv first when it is missing.
+# Options: make serve SERVE_ARGS="--port 8000 --checkpoint RUN_VOICE/checkpoints/last.pt"
+serve: $(STAMP)
+	@$(BIN)/python -c "import fastapi, uvicorn, python_multipart" 2>/dev/null || \
+	  $(BIN)/python -m pip install --quiet -e ".[web]"
+	$(BIN)/s2f-serve $(SERVE_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache outputs multirun demo

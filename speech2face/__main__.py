@@ -16,6 +16,7 @@ def _usage() -> str:
         "",
         "usage: python -m speech2face <command> [key=value ...]",
         "       python -m speech2face infer FILE_OR_DIR... [options]",
+        "       python -m speech2face serve [--checkpoint CKPT] [--port 7860]",
         "       (each command is also installed as s2f-<command>)",
         "",
         "commands:",
