@@ -41,7 +41,7 @@ FEATURE_DIM = 4096  # VGG-Face fc7, the paper's
 PHASES = """
 import json, sys, time
 start = time.perf_counter()
-import torch, librosa.effects, librosa.feature, soundfile, av, PIL.Image, numpy
+import torch, soundfile, av, PIL.Image, numpy
 import speech2face.cli.infer, speech2face.inference, speech2face.audio
 import speech2face.training.checkpoint, speech2face.evaluation.collect
 from speech2face.inference import Portraitist
@@ -188,7 +188,7 @@ def bench_process(folder: Path) -> None:
     print(f"\ns2f-infer, 6 s voice -> 224x224 PNG, paper-size checkpoint ({size:.0f} MiB):")
     print("  a fresh process, phase by phase (best of 2 runs):")
     labels = {
-        "imports": "imports (torch, librosa, PyAV...)",
+        "imports": "imports (torch, PyAV, PIL...)",
         "load": "checkpoint load",
         "audio": "read + silence + windows",
         "forward": "voice encoder forward",

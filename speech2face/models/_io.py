@@ -21,13 +21,21 @@ from speech2face.errors import S2FError
 _UNPICKLER_REASON = re.compile(r"WeightsUnpickler error:\s*(.+?)(?:\n\s*\n|$)", re.DOTALL)
 
 
-def safe_load(path: str | os.PathLike, error: type[S2FError], what: str) -> Any:
+def safe_load(path: str | os.PathLike, error: type[S2FError], what: str, mmap: bool = False) -> Any:
     """Load ``path`` on the CPU without running pickled code.
 
     Args:
         error: the :class:`S2FError` subclass to raise.
         what: what the file should hold, for the message (``"checkpoint"``, ``"weights"``).
+        mmap: map the file's tensors into memory instead of reading them (a read-only use of
+            a large checkpoint then costs no copy: the pages are read as the tensors are
+            used). A file that cannot be mapped is read as usual, so its error is the same.
     """
+    if mmap:
+        try:
+            return torch.load(os.fspath(path), map_location="cpu", weights_only=True, mmap=True)
+        except Exception:  # noqa: BLE001 (read it again below, for the one-line reason)
+            pass
     try:
         return torch.load(os.fspath(path), map_location="cpu", weights_only=True)
     except FileNotFoundError:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import random
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -146,9 +147,10 @@ def _same(a: Path, b: Path) -> bool:
 # --------------------------------------------------------------------------- reading
 
 
-def read_training_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """A training checkpoint's dictionary (``weights_only=True``), checked to be one."""
-    payload = safe_load(path, TrainingCheckpointError, "checkpoint")
+def read_training_checkpoint(path: str | os.PathLike, mmap: bool = False) -> dict[str, Any]:
+    """A training checkpoint's dictionary (``weights_only=True``), checked to be one; with
+    ``mmap`` its tensors are mapped from the file, not read (for models that only infer)."""
+    payload = safe_load(path, TrainingCheckpointError, "checkpoint", mmap=mmap)
     if (
         not isinstance(payload, dict)
         or payload.get("format") != FORMAT
@@ -171,16 +173,40 @@ def resume_path(output_dir: str | os.PathLike) -> Path | None:
     return last if last.is_file() else None
 
 
-def build_model(entry: dict[str, Any]) -> nn.Module:
-    """The model of a ``{"kind", "config", "state_dict"}`` entry, weights loaded, on the CPU."""
+def build_model(entry: dict[str, Any], assign: bool = False) -> nn.Module:
+    """The model of a ``{"kind", "config", "state_dict"}`` entry, weights loaded, on the CPU.
+
+    With ``assign`` the model is built on the meta device and takes the entry's tensors as
+    its own: no random initialisation and no copy (the paper's voice encoder spends a second
+    initialising weights that are then overwritten), for a model that only infers and an
+    entry that is not used again. A model that makes tensors of its own (buffers outside the
+    state dict) is built the ordinary way.
+    """
     cls = MODEL_KINDS[entry["kind"]]
     state = entry["state_dict"]
-    if cls is FaceDecoder:
-        model = FaceDecoder.from_config(entry["config"], state.get("mean_landmarks"))
-    else:
-        model = cls.from_config(entry["config"])
+
+    def make() -> nn.Module:
+        if cls is FaceDecoder:
+            return FaceDecoder.from_config(entry["config"], state.get("mean_landmarks"))
+        return cls.from_config(entry["config"])
+
+    # The face decoder checks its mean geometry's values as it is built, which a meta tensor
+    # cannot give: it is built the ordinary way.
+    if assign and cls is not FaceDecoder:
+        with torch.device("meta"):
+            model = make()
+        if set(model.state_dict()) == {name for name, _ in _tensors(model)}:
+            model.load_state_dict(state, strict=True, assign=True)
+            return model
+    model = make()
     model.load_state_dict(state, strict=True)
     return model
+
+
+def _tensors(model: nn.Module) -> Iterator[tuple[str, Tensor]]:
+    """Every parameter and buffer, persistent or not."""
+    yield from model.named_parameters()
+    yield from model.named_buffers()
 
 
 def model_entry(model: nn.Module) -> dict[str, Any]:
@@ -288,13 +314,13 @@ def load_bundle(path: str | os.PathLike, map_location: str | torch.device = "cpu
     A voice checkpoint (``task=voice``) gives the voice encoder and the frozen decoder it was
     trained against; a decoder checkpoint gives the decoder alone.
     """
-    payload = read_training_checkpoint(path)
+    payload = read_training_checkpoint(path, mmap=True)
     bundle = payload["bundle"]
-    trained = build_model(payload)
+    trained = build_model(payload, assign=True)
     if isinstance(trained, VoiceEncoder):
         if "decoder" not in bundle:
             raise TrainingCheckpointError(f"{path}: a voice encoder without its face decoder")
-        voice, decoder = trained, build_model(bundle["decoder"])
+        voice, decoder = trained, build_model(bundle["decoder"], assign=True)
     elif isinstance(trained, FaceDecoder):
         voice, decoder = None, trained
     else:
