@@ -56,7 +56,10 @@
       }
       if (galleryLoaded) retryGalleryPortraits();
     } else {
-      setStatus("error", `No model: ${status.message}`);
+      setStatus("error", "No model loaded");
+      $("model-error-text").textContent = capitalise(status.message);
+      $("model-error").hidden = false;
+      $("placeholder").querySelector("p").textContent = "No portrait can be drawn without a model (see above).";
       if (pending) {
         pending = null;
         showMessage(`No model: ${status.message}`);
@@ -224,26 +227,39 @@
   function micProblem() {
     if (!window.isSecureContext) {
       const port = location.port || "80";
-      return (
-        `The microphone works only on a secure page, and this one is plain http from ${location.hostname}. ` +
-        `Open http://localhost:${port}/ on the machine running s2f-serve, or forward the port over SSH ` +
-        `(ssh -N -L ${port}:127.0.0.1:${port} USER@HOST) and open http://localhost:${port}/ here. ` +
-        "Dropping a file works anyway."
-      );
+      const local = `http://localhost:${port}/`;
+      return [
+        `Browsers allow the microphone only on a secure page, and this one is plain http from ${location.hostname}. Open `,
+        [local],
+        " on the machine running s2f-serve, or tunnel the port from this one with ",
+        [`ssh -N -L ${port}:127.0.0.1:${port} USER@HOST`],
+        " and open ",
+        [local],
+        ". Dropping a file works here anyway.",
+      ];
     }
     if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia || typeof MediaRecorder === "undefined") {
-      return "This browser cannot record audio here. Dropping a file works anyway.";
+      return ["This browser cannot record audio. Dropping a file works anyway."];
     }
     return null;
   }
 
   function setupMic() {
     const problem = micProblem();
-    if (problem) {
-      $("record").disabled = true;
-      $("mic-note").textContent = problem;
-      $("mic-note").hidden = false;
+    if (!problem) return;
+    $("record").disabled = true;
+    const note = $("mic-note");
+    // Plain strings are text, one-element arrays are code.
+    for (const part of problem) {
+      if (typeof part === "string") {
+        note.append(part);
+      } else {
+        const code = document.createElement("code");
+        code.textContent = part[0];
+        note.append(code);
+      }
     }
+    note.hidden = false;
   }
 
   async function startRecording() {
