@@ -34,6 +34,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.requests import ClientDisconnect
 
 from speech2face import __version__
 from speech2face.errors import S2FError
@@ -268,6 +269,8 @@ async def _answer(run: Callable[[], Any], respond: Callable[[Any], Response]) ->
         return _error(503, str(error), {"Retry-After": "2"})
     except S2FError as error:
         return _error(422, " ".join(str(error).split()))
+    except ClientDisconnect:  # the visitor left mid-upload: no one to answer
+        return _error(400, "the upload was interrupted")
     except Exception as error:
         log.exception("unexpected error")
         return _error(

@@ -201,7 +201,12 @@ class Engine:
             log.exception("loading %s failed", where)
             self._fail(f"{where} could not be loaded: {type(error).__name__}: {error}")
             return
-        self.model = _Model(artist, backend, note, _describe(artist, self.checkpoint))
+        checkpoint = self.checkpoint
+        if checkpoint is None and self.loader is None:
+            from speech2face.inference import default_checkpoint
+
+            checkpoint = default_checkpoint()
+        self.model = _Model(artist, backend, note, _describe(artist, checkpoint))
         self.load_seconds = time.perf_counter() - began
         self.message = "ready"
         self.state = READY

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import io
+import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -191,6 +192,27 @@ def test_an_oversized_body_without_a_length_is_cut_off_while_streaming(server, v
     assert "larger than the 1 MB limit" in response.json()["error"]
     still_serving(server, voices)
     assert_no_leftovers(server)
+
+
+def test_an_upload_cut_off_midway(server, voices, caplog):
+    """A visitor who leaves mid-upload: the partial file is removed, nothing is logged as
+    an error, and the server keeps serving."""
+    host, port = server.url.removeprefix("http://").rstrip("/").split(":")
+    data = (voices / "voice.wav").read_bytes()
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        connection.sendall(
+            b"POST /api/portrait?filename=voice.wav HTTP/1.1\r\nHost: x\r\n"
+            b"Content-Type: audio/wav\r\n"
+            + f"Content-Length: {len(data)}\r\n\r\n".encode()
+            + data[: len(data) // 3]
+        )
+        time.sleep(0.5)
+    deadline = time.monotonic() + 10
+    while list(server.tmp_root.iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert_no_leftovers(server)
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+    still_serving(server, voices)
 
 
 def test_a_request_without_a_file(server, voices):
