@@ -30,7 +30,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import special
 
 from speech2face.metrics._common import ArrayLike, MetricError, as_tensor
 
@@ -153,6 +152,8 @@ def pearson(x: ArrayLike, y: ArrayLike) -> tuple[float, float]:
         return r, 0.0
     # P(|T| >= |t|) for Student's t with dof degrees of freedom, as a regularised beta.
     t2 = r * r * dof / (1.0 - r * r)
+    from scipy import special  # here: importing SciPy's special functions takes 0.3 s
+
     return r, float(special.betainc(dof / 2, 0.5, dof / (dof + t2)))
 
 

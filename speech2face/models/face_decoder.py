@@ -152,8 +152,9 @@ class FaceDecoder(nn.Module):
         for a, b in zip(widths[:-1], widths[1:], strict=True):
             mlp += [nn.Linear(a, b), nn.ReLU()]
         last = nn.Linear(widths[-1], 2 * cfg.num_landmarks)
-        nn.init.normal_(last.weight, std=LANDMARK_INIT_STD)
-        nn.init.zeros_(last.bias)
+        if not last.weight.is_meta:  # built on the meta device, a checkpoint's weights follow
+            nn.init.normal_(last.weight, std=LANDMARK_INIT_STD)
+            nn.init.zeros_(last.bias)
         self.landmark_mlp = nn.Sequential(*mlp, last)
 
         base = cfg.texture_base
@@ -199,7 +200,8 @@ class FaceDecoder(nn.Module):
     def _check_mean(self, mean: np.ndarray | Tensor) -> Tensor:
         mean = torch.as_tensor(np.asarray(mean) if not isinstance(mean, Tensor) else mean)
         expected = (self.config.num_landmarks, 2)
-        if tuple(mean.shape) != expected or not torch.isfinite(mean).all():
+        finite = mean.is_meta or bool(torch.isfinite(mean).all())  # meta: values come later
+        if tuple(mean.shape) != expected or not finite:
             raise FaceDecoderError(
                 f"mean landmarks must be finite {expected} pixels, got {tuple(mean.shape)}"
             )

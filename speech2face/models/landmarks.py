@@ -68,13 +68,19 @@ def grid_to_pixels(points: Tensor, size: int = CROP_SIZE) -> Tensor:
     return ((points + 1.0) * size - 1.0) / 2.0
 
 
+def check_border_per_side(per_side: int) -> int:
+    """``per_side`` as an int, or a :class:`LandmarkError` when under 2."""
+    if per_side < 2:
+        raise LandmarkError(f"need at least 2 border points per side, got {per_side}")
+    return int(per_side)
+
+
 def border_points(per_side: int = 3) -> Tensor:
     """Fixed TPS control points on the image border, normalised: ``(4 * (per_side - 1), 2)``.
 
     ``per_side`` points per edge, corners included (3: the corners and edge midpoints).
     """
-    if per_side < 2:
-        raise LandmarkError(f"need at least 2 border points per side, got {per_side}")
+    check_border_per_side(per_side)
     ticks = torch.linspace(-1.0, 1.0, per_side)
     top = torch.stack([ticks[:-1], torch.full_like(ticks[:-1], -1.0)], dim=1)
     right = torch.stack([torch.full_like(ticks[:-1], 1.0), ticks[:-1]], dim=1)

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from speech2face.models.landmarks import border_points
+from speech2face.models.landmarks import border_points, check_border_per_side
 from speech2face.models.tps import evaluate_tps, fit_tps, tps_kernel
 
 
@@ -58,7 +58,7 @@ class ThinPlateSplineWarp(nn.Module):
         self, border_per_side: int = 3, padding_mode: str = "border", regularization: float = 0.0
     ) -> None:
         super().__init__()
-        self.register_buffer("border", border_points(border_per_side), persistent=False)
+        self.border_per_side = check_border_per_side(border_per_side)
         self.padding_mode = padding_mode
         self.regularization = float(regularization)
         # The kernel between the output pixels and a fixed target layout (the decoder's mean
@@ -91,7 +91,9 @@ class ThinPlateSplineWarp(nn.Module):
         width: int,
     ) -> Tensor:  # (B, H, W, 2): input position sampled by each output pixel
         """The ``grid_sample`` grid of the warp (border points added here)."""
-        border = self.border.to(device=source.device, dtype=source.dtype).unsqueeze(0)
+        # Made here, not kept as a buffer: a few constants (and a decoder built on the meta
+        # device to receive a checkpoint's weights keeps nothing to fill in).
+        border = border_points(self.border_per_side).to(source.device, source.dtype)[None]
         source = torch.cat([source, border.expand(source.shape[0], -1, -1)], dim=1)
         target = torch.cat([target, border.expand(target.shape[0], -1, -1)], dim=1)
         weights, affine = fit_tps(target, source, self.regularization)  # float64

@@ -178,9 +178,9 @@ def build_model(entry: dict[str, Any], assign: bool = False) -> nn.Module:
 
     With ``assign`` the model is built on the meta device and takes the entry's tensors as
     its own: no random initialisation and no copy (the paper's voice encoder spends a second
-    initialising weights that are then overwritten), for a model that only infers and an
-    entry that is not used again. A model that makes tensors of its own (buffers outside the
-    state dict) is built the ordinary way.
+    initialising weights that are then overwritten, the decoder a third of one), for a
+    model that only infers and an entry that is not used again. A model that makes tensors
+    of its own (buffers outside the state dict) is built the ordinary way.
     """
     cls = MODEL_KINDS[entry["kind"]]
     state = entry["state_dict"]
@@ -190,13 +190,13 @@ def build_model(entry: dict[str, Any], assign: bool = False) -> nn.Module:
             return FaceDecoder.from_config(entry["config"], state.get("mean_landmarks"))
         return cls.from_config(entry["config"])
 
-    # The face decoder checks its mean geometry's values as it is built, which a meta tensor
-    # cannot give: it is built the ordinary way.
-    if assign and cls is not FaceDecoder:
+    if assign:
         with torch.device("meta"):
             model = make()
         if set(model.state_dict()) == {name for name, _ in _tensors(model)}:
             model.load_state_dict(state, strict=True, assign=True)
+            if isinstance(model, FaceDecoder):  # its mean geometry, checked as at a build
+                model.set_mean_geometry(model.mean_landmarks)
             return model
     model = make()
     model.load_state_dict(state, strict=True)

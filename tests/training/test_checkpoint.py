@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from speech2face.models import FaceDecoder, VoiceEncoder
+from speech2face.models import FaceDecoder, FaceDecoderError, VoiceEncoder
 from speech2face.models._io import safe_load
 from speech2face.training.checkpoint import (
     TrainingCheckpointError,
@@ -37,14 +37,24 @@ def test_built_voice_encoder_matches_the_original(assign):
     assert (built.fc1.weight.data_ptr() == weight.data_ptr()) is assign
 
 
-def test_face_decoder_is_built_the_ordinary_way_with_its_border_points():
+def test_built_face_decoder_matches_the_original():
     torch.manual_seed(0)
-    decoder = FaceDecoder(feature_dim=16, image_size=32, texture_base=4, min_channels=4)
-    built = build_model(_entry(decoder), assign=True).eval()
-    assert not any(t.is_meta for t in built.buffers())
+    decoder = FaceDecoder(feature_dim=16, image_size=32, texture_base=4, min_channels=4).eval()
+    entry = _entry(decoder)
+    built = build_model(entry, assign=True).eval()
+    assert not any(t.is_meta for t in built.state_dict().values())
+    assert built.texture_fc.weight.data_ptr() == entry["state_dict"]["texture_fc.weight"].data_ptr()
     features = torch.randn(2, 16)
     with torch.no_grad():
-        torch.testing.assert_close(built.render(features), decoder.eval().render(features))
+        torch.testing.assert_close(built.render(features), decoder.render(features))
+
+
+def test_assigned_decoder_still_checks_its_mean_geometry():
+    decoder = FaceDecoder(feature_dim=16, image_size=32, texture_base=4, min_channels=4)
+    entry = _entry(decoder)
+    entry["state_dict"]["mean_landmarks"] = torch.full_like(decoder.mean_landmarks, float("nan"))
+    with pytest.raises(FaceDecoderError, match="finite"):
+        build_model(entry, assign=True)
 
 
 def test_mapped_checkpoint_reads_like_a_loaded_one(tmp_path):
