@@ -34,6 +34,15 @@ where the hardware has bfloat16 arithmetic (:func:`bf16_supported`: AVX-512 BF16
 x86 CPUs, Ampere or newer GPUs) and in float32 elsewhere (channels_last alone is still faster
 than the default layout for the paper's encoder on AVX2 CPUs); the face decoder always runs
 in float32. The predicted feature stays within cosine 0.999 of float32 (1.0000 without bf16).
+Without bfloat16 the paper's encoder already runs near the float32 peak of an AVX2 CPU (about
+120 GFLOP/s of its 178 GFLOP per 6 s window on two cores). Static int8 quantisation (fbgemm)
+was measured at 2.2x on such a CPU, but it moved the demo model's features to cosine 0.991 of
+float32 on voices outside its calibration set, too far to be a default, so it is not offered.
+
+Loading is cheap: the checkpoint is mapped into memory rather than read, and the networks are
+built on the meta device and take its tensors as their weights
+(:func:`speech2face.training.checkpoint.load_bundle`), so a paper-size model (780 MB) is ready
+in about 0.1 s and its pages are read as the first portrait uses them.
 
 Heavy libraries (torch, PIL) are imported when first used, so importing this
 module, and ``s2f-infer --help``, stays instant.
