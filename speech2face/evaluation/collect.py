@@ -44,6 +44,10 @@ class GalleryItem:
     f2f: Tensor  # (3, S, S) uint8
     s2f: Tensor  # (3, S, S) uint8
     wav: Tensor  # (L,) float32 in [-1, 1], 16 kHz
+    # (3, S, S) uint8: what s2f-infer draws from the whole segment (Portraitist: silence left
+    # out, every window averaged); None when it refuses the segment (then ``infer_note``).
+    infer: Tensor | None = None
+    infer_note: str = ""
 
 
 @dataclass
@@ -139,6 +143,7 @@ class Collector:
         self.landmarker = landmarker
         self.pool_encoder = pool_encoder
         self.gallery_size = int(gallery_size)
+        self.portraitist: Any = None  # made when the first gallery item is
         self.train_samples = int(bundle.audio.get("clip_samples", 6 * SAMPLE_RATE))
 
     def run(self, samples: Iterable[dict[str, Any]], batch_size: int, progress: Any) -> Collected:
@@ -186,6 +191,7 @@ class Collector:
             out.labels.append(labels)
             if len(out.gallery) < self.gallery_size and sample["speaker"] not in seen:
                 seen.add(sample["speaker"])
+                infer, note = self._infer(sample["wav"])
                 out.gallery.append(
                     GalleryItem(
                         key=str(sample["key"]),
@@ -195,9 +201,23 @@ class Collector:
                         f2f=f2f8[i],
                         s2f=s2f8[i],
                         wav=sample["wav"],
+                        infer=infer,
+                        infer_note=note,
                     )
                 )
         return values
+
+    def _infer(self, wav: Tensor) -> tuple[Tensor | None, str]:
+        """s2f-infer's portrait of a segment (float32, as ``--precise`` draws it), or
+        ``None`` and the reason it was refused."""
+        from speech2face.inference import InferenceError, Portraitist
+
+        if self.portraitist is None:
+            self.portraitist = Portraitist(self.bundle, self.device, fast=False)
+        try:
+            return self.portraitist.predict((wav, SAMPLE_RATE)).portrait, ""
+        except InferenceError as error:
+            return None, str(error).removeprefix("<waveform>: ")
 
     def _predict(self, batch: list[dict[str, Any]]) -> dict[str, Tensor]:
         """``{window: (B, D)}`` predicted features: one window per sample for a fixed length,

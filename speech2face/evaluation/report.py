@@ -517,7 +517,7 @@ def _html_gallery(metrics: Mapping[str, Any]) -> str:
     out = ["<h2>Gallery</h2>\n"]
     if not isinstance(gallery, list) or not gallery:
         return out[0] + _skipped("no gallery")
-    images = (("true", "true face"), ("f2f", "F2F"), ("s2f", "S2F"))
+    images = (("true", "true face"), ("f2f", "F2F"), ("s2f", "S2F"), ("infer", "s2f-infer"))
     header = ["speaker", "voice", *(title for _, title in images), "dataset labels"]
     rows = []
     for entry in gallery:
@@ -536,6 +536,9 @@ def _html_gallery(metrics: Mapping[str, Any]) -> str:
                 if src
                 else MISSING
             )
+            if image == "infer" and not src and entry.get("infer_note"):
+                cell += f'<br><span class="note">{_esc(entry["infer_note"])}</span>'
+
             if image in predicted:
                 cell += f'<br><span class="note">{_labels_text(predicted[image])}</span>'
             row.append(cell)
@@ -544,7 +547,9 @@ def _html_gallery(metrics: Mapping[str, Any]) -> str:
     out.append(_table(header, rows, text_cols=len(header)))
     out.append(
         '<p class="note">Under each image: the attribute backend\'s labels for it. '
-        "F2F: the decoder on the true face's feature; S2F: on the voice's prediction.</p>\n"
+        "F2F: the decoder on the true face's feature; S2F: on the voice's prediction from "
+        "its 6 s window (the figures' protocol); s2f-infer: the portrait <code>s2f-infer</code> "
+        "draws from the whole segment (silence left out, its windows averaged).</p>\n"
     )
     return "".join(out)
 

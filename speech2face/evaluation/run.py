@@ -602,7 +602,11 @@ def write_gallery(collected: Collected, stage: Path, predicted: bool) -> list[di
     for number, item in enumerate(collected.gallery):
         stem = f"{number:03d}"
         entry: dict[str, Any] = {"key": item.key, "speaker": item.speaker, "labels": item.labels}
-        for image, pixels in (("true", item.true_face), ("f2f", item.f2f), ("s2f", item.s2f)):
+        images = (("true", item.true_face), ("f2f", item.f2f), ("s2f", item.s2f))
+        for image, pixels in (*images, ("infer", item.infer)):
+            if pixels is None:
+                entry["infer_note"] = item.infer_note
+                continue
             name = f"{stem}_{image}.png"
             Image.fromarray(pixels.permute(1, 2, 0).numpy()).save(folder / name)
             entry[image] = f"{MEDIA_DIR}/gallery/{name}"

@@ -218,7 +218,7 @@ def test_s2f_eval_on_the_synthetic_corpus(voice_run, preprocessed, tmp_path):
     for source in sources:
         assert (out / source).is_file(), source
     for entry in metrics["gallery"]:
-        for image in ("true", "f2f", "s2f", "audio"):
+        for image in ("true", "f2f", "s2f", "infer", "audio"):
             assert (out / entry[image]).is_file()
         assert entry["predicted"]["s2f"]["gender"] in ("male", "female")
     for path in metrics["plots"].values():
@@ -235,6 +235,7 @@ def test_s2f_eval_on_the_synthetic_corpus(voice_run, preprocessed, tmp_path):
         "000_true.png",
         "000_f2f.png",
         "000_s2f.png",
+        "000_infer.png",
         "000.wav",
     }
 

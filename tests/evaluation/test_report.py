@@ -20,7 +20,7 @@ VOID_ELEMENTS = {
     "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source",
     "track", "wbr",
 }  # fmt: skip
-GALLERY_IMAGES = ("true", "f2f", "s2f")
+GALLERY_IMAGES = ("true", "f2f", "s2f", "infer")  # infer: absent when refused
 WAV_RATE = 16000
 WAV_SAMPLES = 160  # 10 ms of silence
 HOSTILE = "<script>alert('x')</script>"
@@ -73,7 +73,7 @@ def example() -> dict[str, Any]:
 def write_gallery_media(metrics: dict[str, Any], out_dir: Path) -> None:
     """Tiny real PNGs and WAVs at the gallery's paths, as the caller would have written."""
     for i, entry in enumerate(metrics["gallery"]):
-        for image in GALLERY_IMAGES:
+        for image in (image for image in GALLERY_IMAGES if image in entry):
             path = out_dir / entry[image]
             path.parent.mkdir(parents=True, exist_ok=True)
             Image.new("RGB", (8, 8), (40 * i, 100, 200)).save(path)
@@ -117,8 +117,9 @@ def test_links_are_relative_existing_files_inside_out_dir(full):
     metrics, out_dir, text, parser = full
     assert "http://" not in text and "https://" not in text
     assert "<script" not in text.lower()
-    # gallery: 3 images and 1 voice per entry; every plot once
-    assert len(parser.links) == 4 * len(metrics["gallery"]) + len(metrics["plots"])
+    # gallery: its images and 1 voice per entry; every plot once
+    files = sum(1 + sum(image in e for image in GALLERY_IMAGES) for e in metrics["gallery"])
+    assert len(parser.links) == files + len(metrics["plots"])
     root = out_dir.resolve()
     for link in parser.links:
         parts = urlsplit(link)
@@ -134,7 +135,8 @@ def test_gallery_markup(full):
     metrics, _, text, parser = full
     images = [attrs for tag, attrs in parser.tags if tag == "img"]
     gallery = [a for a in images if a.get("src", "").startswith("media/gallery/")]
-    assert len(gallery) == 3 * len(metrics["gallery"])
+    assert len(gallery) == sum(sum(i in e for i in GALLERY_IMAGES) for e in metrics["gallery"])
+    assert metrics["gallery"][1]["infer_note"] in text  # why s2f-infer drew nothing
     for attrs in images:
         assert attrs.get("alt"), attrs
     for attrs in gallery:
