@@ -129,7 +129,10 @@ def create_app(
         }
 
     async def drawn(
-        request: Request, filename: str | None, finish: Callable[[Drawing, str], Any]
+        request: Request,
+        filename: str | None,
+        finish: Callable[[Drawing, str], Any],
+        extras: bool = True,
     ) -> Any:
         """Receive the upload into its own temporary directory, queue the drawing and
         ``finish(drawing, name)`` on the worker; the directory goes when the job is done."""
@@ -146,7 +149,7 @@ def create_app(
 
             def job() -> Any:
                 waited = time.perf_counter() - queued
-                drawing = engine.draw(received.path, received.name)
+                drawing = engine.draw(received.path, received.name, extras)
                 log.info(
                     "%s: %d window%s, %.1f s of voice, drawn in %.2f s (waited %.2f s)",
                     received.name,
@@ -210,7 +213,7 @@ def create_app(
             }
             return Response(result["png"], media_type="image/png", headers=headers)
 
-        return await _answer(lambda: drawn(request, filename, finish), png)
+        return await _answer(lambda: drawn(request, filename, finish, extras=False), png)
 
     @app.get("/api/gallery")
     async def gallery_list() -> dict[str, Any]:

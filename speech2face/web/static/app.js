@@ -173,7 +173,8 @@
       $("gender").textContent = attrs.gender || "cannot tell";
       const years = attrs.age == null ? null : Math.round(attrs.age);
       $("age").textContent = years == null ? "cannot tell" : `about ${years} year${years === 1 ? "" : "s"}`;
-      $("attributes-note").textContent = `Predicted from the portrait by ${r.attributes_note.split(":")[0]}.`;
+      $("attributes-note").textContent =
+        `Predicted from the portrait, not from the voice, by ${r.attributes_note.split(":")[0]}.`;
     } else {
       $("attributes-note").textContent = capitalise(r.attributes_note) + ".";
     }
