@@ -1,4 +1,5 @@
-"""An installed (non-editable) wheel carries the configs and composes them anywhere."""
+"""An installed (non-editable) wheel carries the configs and the web page, and uses them
+anywhere."""
 
 from __future__ import annotations
 
@@ -14,9 +15,10 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.slow
-def test_wheel_ships_every_config_and_finds_them(tmp_path):
-    # Build from a copy: an in-tree build would write build/ into the checkout.
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    """A wheel of this checkout, built from a copy (an in-tree build would write build/)."""
+    tmp_path = tmp_path_factory.mktemp("wheel")
     source = tmp_path / "src"
     ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", "build")
     source.mkdir()
@@ -30,7 +32,21 @@ def test_wheel_ships_every_config_and_finds_them(tmp_path):
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert build.returncode == 0, build.stderr
-    (wheel,) = (tmp_path / "dist").glob("speech2face-*.whl")
+    (path,) = (tmp_path / "dist").glob("speech2face-*.whl")
+    return path
+
+
+def _install(wheel: Path, target: Path) -> dict[str, str]:
+    """The wheel unpacked into ``target``; the environment that imports it from there."""
+    with zipfile.ZipFile(wheel) as archive:
+        archive.extractall(target)
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    env.pop("S2F_CONFIG_DIR", None)
+    return env
+
+
+@pytest.mark.slow
+def test_wheel_ships_every_config_and_finds_them(wheel, tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     for config in (ROOT / "configs").rglob("*.yaml"):
         assert f"speech2face/configs/{config.relative_to(ROOT / 'configs').as_posix()}" in names
@@ -41,10 +57,7 @@ def test_wheel_ships_every_config_and_finds_them(tmp_path):
         assert f"{package}/__init__.py" in names, f"{package} missing from the wheel"
 
     target = tmp_path / "site"
-    with zipfile.ZipFile(wheel) as archive:
-        archive.extractall(target)
-    env = {**os.environ, "PYTHONPATH": str(target)}
-    env.pop("S2F_CONFIG_DIR", None)
+    env = _install(wheel, target)
     probe = (
         "import speech2face.config as c; "
         "print(c.config_dir()); print(c.compose('spectrogram', ['input=x']).input)"
@@ -56,3 +69,34 @@ def test_wheel_ships_every_config_and_finds_them(tmp_path):
     where, value = result.stdout.split()
     assert Path(where) == target / "speech2face" / "configs"
     assert value == "x"
+
+
+@pytest.mark.slow
+def test_the_wheel_ships_the_web_page_and_serves_it(wheel, tmp_path):
+    names = set(zipfile.ZipFile(wheel).namelist())
+    static = ROOT / "speech2face" / "web" / "static"
+    files = sorted(p.name for p in static.iterdir() if p.is_file())
+    assert {"index.html", "app.css", "app.js", "favicon.svg"} <= set(files)
+    for name in files:
+        assert f"speech2face/web/static/{name}" in names
+    metadata = next(n for n in names if n.endswith(".dist-info/METADATA"))
+    text = zipfile.ZipFile(wheel).read(metadata).decode()
+    assert "Provides-Extra: web" in text
+    assert 'Requires-Dist: fastapi<1,>=0.115; extra == "web"' in text
+
+    target = tmp_path / "site"
+    env = _install(wheel, target)
+    probe = (
+        "from fastapi.testclient import TestClient\n"
+        "from speech2face.web.app import create_app, STATIC_DIR\n"
+        "from speech2face.web.engine import Engine\n"
+        "print(STATIC_DIR)\n"
+        "client = TestClient(create_app(Engine(attributes=False)))\n"
+        "for path in ('/', '/static/app.js', '/static/app.css', '/static/favicon.svg'):\n"
+        "    assert client.get(path).status_code == 200, path\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert Path(result.stdout.strip()) == target / "speech2face" / "web" / "static"

@@ -47,6 +47,22 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+def add_model_options(parser: Any) -> None:
+    """``--device`` and ``--precise``, the options of a command that runs a voice model
+    through :class:`speech2face.inference.Portraitist` (``fast=not args.precise``)."""
+    parser.add_argument(
+        "--device",
+        default="auto",
+        choices=("cpu", "cuda", "auto"),
+        help="where the model runs (default: auto, CUDA when there is one)",
+    )
+    parser.add_argument(
+        "--precise",
+        action="store_true",
+        help="float32 throughout (default: bfloat16 autocast where the hardware has it)",
+    )
+
+
 def fail(message: str, prog: str | None = None, code: int = 2) -> None:
     """Print ``<prog>: error: <message>`` on one line to stderr and exit with ``code``."""
     prog = prog or _prog()

@@ -12,6 +12,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from speech2face.cli import add_model_options
+
 PROG = "s2f-infer"
 # What a directory given as input is searched for (not recursively; hidden files skipped).
 MEDIA_SUFFIXES = frozenset(
@@ -82,17 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also save the predicted face feature as <name>.npy beside each PNG",
     )
-    parser.add_argument(
-        "--device",
-        default="auto",
-        choices=("cpu", "cuda", "auto"),
-        help="where the model runs (default: auto, CUDA when there is one)",
-    )
-    parser.add_argument(
-        "--precise",
-        action="store_true",
-        help="float32 throughout (default: bfloat16 autocast where the hardware has it)",
-    )
+    add_model_options(parser)
     parser.add_argument("-q", "--quiet", action="store_true", help="no line per file")
     return parser
 

@@ -13,6 +13,7 @@ import logging
 import socket
 import sys
 
+from speech2face.cli import add_model_options
 from speech2face.web import DEFAULT_HOST, DEFAULT_PORT, MAX_SECONDS, MAX_UPLOAD_BYTES
 
 PROG = "s2f-serve"
@@ -69,17 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="example voices: an s2f-eval output directory, or an s2f-demo one (default: "
         "demo/, when it holds an evaluation)",
     )
-    parser.add_argument(
-        "--device",
-        default="auto",
-        choices=("cpu", "cuda", "auto"),
-        help="where the model runs (default: auto, CUDA when there is one)",
-    )
-    parser.add_argument(
-        "--precise",
-        action="store_true",
-        help="float32 throughout (default: bfloat16 autocast where the hardware has it)",
-    )
+    add_model_options(parser)
     parser.add_argument(
         "--no-attributes",
         action="store_true",
