@@ -1,5 +1,8 @@
 import pytest
 
+# Session fixtures shared by several directories, each built once per run.
+pytest_plugins = ["tests.fixtures"]
+
 
 def pytest_collection_modifyitems(config, items):
     """GPU tests skip cleanly on machines without CUDA even when selected with -m gpu."""

@@ -13,7 +13,8 @@ from speech2face.config import config_dir
 from speech2face.metrics.attributes import ETHNICITIES, GENDERS
 from speech2face.training import read_training_checkpoint
 from tests.attributes.faces import write_utkface
-from tests.training.conftest import run_args, run_s2f
+from tests.data.conftest import run_s2f
+from tests.training.conftest import run_args
 
 pytestmark = pytest.mark.slow
 

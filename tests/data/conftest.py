@@ -6,7 +6,6 @@ command in a subprocess); tests that change outputs work on copies.
 
 from __future__ import annotations
 
-import csv
 import os
 import subprocess
 import sys
@@ -16,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from speech2face.data.synthetic import make_corpus
 from tests.media import tone, write_av
 
 NUM_SPEAKERS = 6
@@ -88,27 +86,6 @@ def _failure_key(line_number: int, text: str, reason: str) -> str:
     return f"{fields[0]}_{round(float(fields[1]) * 1000):08d}"
 
 
-@pytest.fixture(scope="session")
-def corpus(tmp_path_factory) -> Corpus:
-    root = tmp_path_factory.mktemp("corpus")
-    clips = make_corpus(root, NUM_SPEAKERS, CLIPS_PER_SPEAKER, seed=SEED)
-    good_rows = list(csv.reader(clips.open()))
-    bad = _bad_inputs(root / "videos", good_rows[0][0], good_rows[0])
-    # Good and bad rows alternate, then the remaining bad ones follow.
-    lines: list[str] = []
-    expected: dict[str, str] = {}
-    good_lines = [",".join(row) for row in good_rows]
-    for i in range(max(len(good_lines), len(bad))):
-        if i < len(good_lines):
-            lines.append(good_lines[i])
-        if i < len(bad):
-            text, reason = bad[i]
-            lines.append(text)
-            expected[_failure_key(len(lines), text, reason)] = reason
-    clips.write_text("\n".join(lines) + "\n")
-    return Corpus(root, clips, root / "videos", root / "labels.csv", good_rows, expected)
-
-
 def contract_args(corpus: Corpus, out: Path, *extra: str) -> list[str]:
     """The documented invocation, plus ``extra`` overrides."""
     return [
@@ -131,15 +108,6 @@ def run_options(corpus: Corpus) -> list[str]:
         "source.test_fraction=0.2",
         f"source.labels={corpus.labels}",
     ]
-
-
-@pytest.fixture(scope="session")
-def preprocessed(corpus, tmp_path_factory) -> Path:
-    """The corpus preprocessed by ``s2f-preprocess`` (uninterrupted): the reference output."""
-    out = tmp_path_factory.mktemp("reference") / "out"
-    result = run_s2f("preprocess", *contract_args(corpus, out, *run_options(corpus)))
-    assert result.returncode == 0, result.stderr[-2000:]
-    return out
 
 
 @pytest.fixture

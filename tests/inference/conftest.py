@@ -12,18 +12,9 @@ import numpy as np
 import pytest
 
 from speech2face.data.synthetic import random_identity, synthesize_voice
-from tests.data.conftest import corpus, preprocessed, run_s2f  # noqa: F401 (shared fixtures)
-from tests.evaluation.conftest import voice_run  # noqa: F401
-from tests.training.conftest import decoder_checkpoint  # noqa: F401
 
 PROG = "s2f-infer"
 ERROR = f"{PROG}: error:"
-
-
-@pytest.fixture(scope="session")
-def checkpoint(voice_run) -> Path:  # noqa: F811
-    """The voice bundle: 3 s windows (48,000 samples), 56x56 portraits, 128-D features."""
-    return voice_run / "checkpoints" / "last.pt"
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,8 @@ import torch
 from speech2face.config import compose
 from speech2face.errors import S2FError
 from speech2face.training import Trainer
-from tests.training.conftest import run_args, run_s2f
+from tests.data.conftest import run_s2f
+from tests.training.conftest import run_args
 
 
 def refused(overrides: list[str]) -> str:

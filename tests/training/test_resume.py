@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from speech2face.training import read_training_checkpoint
-from tests.data.conftest import s2f_command
-from tests.training.conftest import run_args, run_s2f
+from tests.data.conftest import run_s2f, s2f_command
+from tests.training.conftest import run_args
 
 pytestmark = pytest.mark.slow
 STEPS = 8

@@ -7,7 +7,8 @@ import torch
 
 from speech2face.audio import spectrogram
 from speech2face.training import load_bundle, read_training_checkpoint
-from tests.training.conftest import DECODER_SIZE, FEATURE_DIM, run_args, run_s2f
+from tests.data.conftest import run_s2f
+from tests.training.conftest import DECODER_SIZE, FEATURE_DIM, run_args
 
 pytestmark = pytest.mark.slow
 

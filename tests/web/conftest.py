@@ -15,10 +15,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from tests.data.conftest import corpus, preprocessed, run_s2f  # noqa: F401 (shared fixtures)
-from tests.evaluation.conftest import voice_run  # noqa: F401
-from tests.inference.conftest import buzz, checkpoint, voice  # noqa: F401
-from tests.training.conftest import decoder_checkpoint  # noqa: F401
+from tests.inference.conftest import voice
 
 RATE = 16_000
 UPLOAD_LIMIT = 1024 * 1024  # 1 MB: a voice of 8 s is 256 kB, the oversized file 1.5 MB
