@@ -14,11 +14,12 @@ How a recording becomes one prediction:
 1. It is read at 16 kHz mono (:func:`speech2face.audio.load_audio`: any format, rate or
    channel count); NaN or infinite samples are refused.
 2. Silence is found as ``librosa.effects.split`` finds it (:func:`voiced_mask`), on the
-   spectrogram's own frames (25 ms every 10 ms): a frame is silent when its RMS is more than :data:`SILENCE_TOP_DB` below
-   the loudest frame's, or below :data:`SILENCE_FLOOR_DBFS` whatever the loudest is (a
-   recording of nothing but hiss is silent too). Leading and trailing silence is cut; a
-   recording with no sound at all is refused, and so is one whose sound lasts less than
-   :data:`MIN_SECONDS` from its first to its last non-silent frame.
+   spectrogram's own frames (25 ms every 10 ms): a frame is silent when its RMS is more
+   than :data:`SILENCE_TOP_DB` below the loudest frame's, or below
+   :data:`SILENCE_FLOOR_DBFS` whatever the loudest is (a recording of nothing but hiss is
+   silent too). Leading and trailing silence is cut; a recording with no sound at all is
+   refused, and so is one whose sound lasts less than :data:`MIN_SECONDS` from its first to
+   its last non-silent frame.
 3. The rest is cut into windows of the checkpoint's training length
    (``bundle.audio["clip_samples"]``, 6 s for the paper's model) with a hop of half a
    window, the last one flush with the end (:func:`speech2face.evaluation.collect.clip_windows`);
@@ -83,22 +84,22 @@ __all__ = [
     "Windows",
     "bf16_supported",
     "default_checkpoint",
+    "frame_rms",
     "install_default",
     "load_voice_bundle",
     "missing_default_message",
     "models_home",
     "resolve_device",
-    "frame_rms",
     "voiced_mask",
 ]
 
 MODELS_SUBDIR = "models"  # $S2F_HOME/models/ holds installed voice checkpoints
 DEFAULT_NAME = "default.pt"  # the one s2f-infer uses without --checkpoint
 
-# Silence (librosa.effects.split's rule on 25 ms frames every 10 ms, the spectrogram's framing): a
-# frame is silent when its RMS is more than SILENCE_TOP_DB below the loudest frame's. 40 dB
-# keeps soft consonants and breathy endings of speech (20-30 dB under the vowels) and drops
-# room noise between phrases (typically 40-60 dB under them).
+# Silence (librosa.effects.split's rule on 25 ms frames every 10 ms, the spectrogram's
+# framing): a frame is silent when its RMS is more than SILENCE_TOP_DB below the loudest
+# frame's. 40 dB keeps soft consonants and breathy endings of speech (20-30 dB under the
+# vowels) and drops room noise between phrases (typically 40-60 dB under them).
 SILENCE_TOP_DB = 40.0
 # ... or below this RMS whatever the loudest frame is: -60 dBFS is an RMS of 0.001 (a full-scale
 # sine is -3 dBFS), the hiss of a quiet room through a laptop microphone. Digital silence and
