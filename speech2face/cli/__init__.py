@@ -48,8 +48,15 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 
 def add_model_options(parser: Any) -> None:
-    """``--device`` and ``--precise``, the options of a command that runs a voice model
-    through :class:`speech2face.inference.Portraitist` (``fast=not args.precise``)."""
+    """``--checkpoint``, ``--device`` and ``--precise``, the options of a command that runs a
+    voice model through :class:`speech2face.inference.Portraitist` (``fast=not
+    args.precise``)."""
+    parser.add_argument(
+        "--checkpoint",
+        metavar="CKPT",
+        help="a voice checkpoint (RUN_VOICE/checkpoints/last.pt); default: "
+        "$S2F_HOME/models/default.pt",
+    )
     parser.add_argument(
         "--device",
         default="auto",

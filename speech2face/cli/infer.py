@@ -62,12 +62,6 @@ def build_parser() -> argparse.ArgumentParser:
         "inputs", nargs="+", metavar="FILE_OR_DIR", help="audio or video files, or directories"
     )
     parser.add_argument(
-        "--checkpoint",
-        metavar="CKPT",
-        help="a voice checkpoint (RUN_VOICE/checkpoints/last.pt); default: "
-        "$S2F_HOME/models/default.pt",
-    )
-    parser.add_argument(
         "-o",
         "--output",
         metavar="OUT",

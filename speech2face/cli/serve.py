@@ -48,12 +48,6 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "--checkpoint",
-        metavar="CKPT",
-        help="a voice checkpoint (RUN_VOICE/checkpoints/last.pt); default: "
-        "$S2F_HOME/models/default.pt",
-    )
-    parser.add_argument(
         "--host",
         default=DEFAULT_HOST,
         help=f"the address to listen on (default: {DEFAULT_HOST}, this machine only)",
