@@ -12,7 +12,8 @@ Stages, each a real command of this project run in its own process (``python -m 
    decoder's portraits of them (the classifier evaluation reads portraits with);
 6. ``eval``: ``s2f-eval`` on the held-out speakers, with that classifier;
 7. ``portraits``: a portrait for each held-out voice (:mod:`speech2face.inference`);
-8. ``install``: the voice checkpoint becomes the default of ``s2f-infer``.
+8. ``install``: the voice checkpoint becomes the default of ``s2f-infer`` (and of
+   ``s2f-serve``, whose example voices are then this evaluation's held-out ones).
 
 A finished stage leaves ``stages/<name>.done``; a rerun skips it, and the training commands
 resume from their last checkpoint, so an interrupted demo continues where it stopped.
@@ -257,9 +258,10 @@ class Demo:
                 image.save(tmp, format="PNG")
 
     def install(self) -> None:
-        from speech2face.inference import install_default
+        from speech2face.inference import install_default, install_gallery
 
         install_default(self.paths.last(self.paths.voice))
+        install_gallery(self.paths.eval)
 
     # ---------------------------------------------------------------- the run
 

@@ -71,6 +71,7 @@ if TYPE_CHECKING:
     from speech2face.training.checkpoint import Bundle
 
 __all__ = [
+    "DEFAULT_GALLERY_NAME",
     "DEFAULT_NAME",
     "MIN_SECONDS",
     "MIN_VOICED_FRACTION",
@@ -86,6 +87,8 @@ __all__ = [
     "default_checkpoint",
     "frame_rms",
     "install_default",
+    "install_gallery",
+    "installed_gallery",
     "load_voice_bundle",
     "missing_default_message",
     "models_home",
@@ -95,6 +98,9 @@ __all__ = [
 
 MODELS_SUBDIR = "models"  # $S2F_HOME/models/ holds installed voice checkpoints
 DEFAULT_NAME = "default.pt"  # the one s2f-infer uses without --checkpoint
+# The absolute path of the evaluation whose held-out voices go with the default model (the
+# demo's); s2f-serve shows them as example voices.
+DEFAULT_GALLERY_NAME = "default-gallery.txt"
 
 # Silence (librosa.effects.split's rule on 25 ms frames every 10 ms, the spectrogram's
 # framing): a frame is silent when its RMS is more than SILENCE_TOP_DB below the loudest
@@ -167,6 +173,28 @@ def install_default(checkpoint: str | os.PathLike) -> Path:
     with atomic_outputs(target) as (tmp,):
         shutil.copyfile(source, tmp)
     return target
+
+
+def install_gallery(evaluation: str | os.PathLike) -> Path:
+    """Record an evaluation's output directory (its ``metrics.json`` gallery of held-out
+    voices) as the default model's examples, in :func:`models_home` (``s2f-serve`` shows
+    them wherever it starts); returns the record's path."""
+    from speech2face.fileio import write_atomic
+
+    record = models_home() / DEFAULT_GALLERY_NAME
+    record.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(record, (str(Path(evaluation).resolve()) + "\n").encode())
+    return record
+
+
+def installed_gallery() -> Path | None:
+    """The evaluation directory :func:`install_gallery` recorded, or ``None`` (none recorded,
+    or the record is unreadable)."""
+    try:
+        text = (models_home() / DEFAULT_GALLERY_NAME).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return Path(text) if text else None
 
 
 def load_voice_bundle(path: str | os.PathLike, device: str | torch.device = "cpu") -> Bundle:

@@ -46,6 +46,8 @@ def test_the_demo_runs_resumes_and_installs_its_model(tmp_path, monkeypatch):
     portraits = sorted((out / "portraits").glob("*.png"))
     assert len(portraits) == metrics["data"]["samples"]
     assert (tmp_path / "home" / "models" / "default.pt").is_file()
+    recorded = (tmp_path / "home" / "models" / "default-gallery.txt").read_text().strip()
+    assert recorded == str((out / "eval").resolve())  # s2f-serve's example voices
 
     # A rerun skips every finished stage; a stage whose mark is gone runs again.
     (out / "stages" / "eval.done").unlink()

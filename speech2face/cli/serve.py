@@ -23,7 +23,7 @@ the page:
   Record from the microphone or drop an audio file (wav, flac, ogg, mp3, m4a, the audio of
   mp4/webm; up to {MAX_UPLOAD_BYTES // 2**20} MB, the first {MAX_SECONDS:g} s are used): the portrait, the gender
   and age of the portrait, and the spectrogram the model saw. Example voices with their
-  true faces come from --gallery (default: demo/eval, which 'make demo' writes).
+  true faces come from --gallery (default: demo/eval, else the one 'make demo' recorded).
   Nothing is fetched from the internet; uploads live in a temporary directory only while
   they are drawn.
 
@@ -62,7 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--gallery",
         metavar="DIR",
         help="example voices: an s2f-eval output directory, or an s2f-demo one (default: "
-        "demo/, when it holds an evaluation)",
+        "demo/ when it holds an evaluation, else the demo's evaluation recorded beside the "
+        "default model)",
     )
     add_model_options(parser)
     parser.add_argument(

@@ -25,9 +25,9 @@ DEFAULT_GALLERY = Path("demo")  # make demo's output_dir, relative to where s2f-
 METRICS_FILE = "metrics.json"
 HOW_TO = (
     "No example voices yet: 'make demo' (about 7 minutes on 2 cores) trains a model on a "
-    "synthetic corpus and evaluates it on held-out speakers into demo/eval/; restart "
-    "s2f-serve from the repository's root afterwards, or pass --gallery EVAL_DIR (the "
-    "output_dir of any s2f-eval run)."
+    "synthetic corpus and evaluates it on held-out speakers into demo/eval/, which "
+    "s2f-serve then finds by itself; or pass --gallery EVAL_DIR (the output_dir of any "
+    "s2f-eval run)."
 )
 
 
@@ -78,10 +78,16 @@ class Gallery:
 def find_gallery(directory: str | os.PathLike | None = None) -> Gallery:
     """The gallery of ``directory`` (an evaluation's output directory, or one holding
     ``eval/``); without one, ``demo/`` under the current directory when it holds an
-    evaluation, else an empty gallery whose note says how to make one. A ``directory``
-    given without a gallery raises :class:`GalleryError`."""
+    evaluation, else the evaluation the demo recorded beside the default model
+    (:func:`speech2face.inference.installed_gallery`), else an empty gallery whose note says
+    how to make one. A ``directory`` given without a gallery raises :class:`GalleryError`."""
     if directory is None:
         found = _evaluation_dir(DEFAULT_GALLERY)
+        if found is None:
+            from speech2face.inference import installed_gallery
+
+            recorded = installed_gallery()  # the demo's, recorded beside the default model
+            found = _evaluation_dir(recorded) if recorded is not None else None
         if found is None:
             return Gallery()
         try:

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import base64
 import io
+import shutil
 import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -276,11 +278,33 @@ def test_the_gallery_plays_voices_and_draws_their_portraits(server, evaluation):
 def test_no_gallery_says_how_to_make_one(tmp_path, monkeypatch):
     from speech2face.web.gallery import GalleryError, find_gallery
 
+    monkeypatch.setenv("S2F_HOME", str(tmp_path / "home"))  # no demo recorded there
     monkeypatch.chdir(tmp_path)
     empty = find_gallery()
     assert empty.examples == [] and "make demo" in empty.note
     with pytest.raises(GalleryError, match="no metrics.json"):
         find_gallery(tmp_path)
+
+
+def test_the_demos_recorded_gallery_is_found_from_anywhere(evaluation, tmp_path, monkeypatch):
+    from speech2face.inference import install_gallery
+    from speech2face.web.gallery import find_gallery
+
+    monkeypatch.setenv("S2F_HOME", str(tmp_path / "home"))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert find_gallery().examples == []
+    install_gallery(evaluation)
+    found = find_gallery()
+    assert [e.speaker for e in found.examples] == ["spk0", "spk1"]
+    # a demo/ here comes first; a recorded evaluation that is gone again gives the note
+    (elsewhere / "demo").mkdir()
+    shutil.copytree(evaluation, elsewhere / "demo" / "eval")
+    assert Path(find_gallery().source).is_relative_to(elsewhere.resolve())
+    shutil.rmtree(elsewhere / "demo")
+    install_gallery(tmp_path / "gone")
+    assert find_gallery().examples == [] and "make demo" in find_gallery().note
 
 
 # ---------------------------------------------------------------------- the model's states
