@@ -376,12 +376,16 @@ class Portraitist:
     def predict(self, source: str | os.PathLike | tuple[Any, int]) -> Prediction:
         """The prediction for a file (any format :func:`~speech2face.audio.load_audio`
         reads) or a ``(waveform (L,), sample_rate)`` pair."""
+        name, wav = _read(source)
+        return self.predict_windows(self.windows(wav, name))
+
+    def predict_windows(self, windows: Windows) -> Prediction:
+        """The prediction for the windows :meth:`windows` kept (for a caller that also
+        shows them, without finding them twice)."""
         import torch
 
         from speech2face.evaluation.collect import to_uint8
 
-        name, wav = _read(source)
-        windows = self.windows(wav, name)
         raw = self.raw_outputs(windows.clips)  # (W, D)
         with torch.no_grad():
             feature = self.bundle.place(raw.mean(dim=0, keepdim=True))  # (1, D)

@@ -224,19 +224,19 @@ def create_app(
             return None
         return gallery.examples[index]
 
-    @app.get("/api/gallery/{index}/audio.wav")
-    async def gallery_audio(index: int) -> Response:
+    def example_file(index: int, field: str, media_type: str) -> Response:
         found = example(index)
         if found is None:
             return _error(404, f"no example voice {index}")
-        return FileResponse(found.audio, media_type="audio/wav")
+        return FileResponse(getattr(found, field), media_type=media_type)
+
+    @app.get("/api/gallery/{index}/audio.wav")
+    async def gallery_audio(index: int) -> Response:
+        return example_file(index, "audio", "audio/wav")
 
     @app.get("/api/gallery/{index}/true.png")
     async def gallery_true(index: int) -> Response:
-        found = example(index)
-        if found is None:
-            return _error(404, f"no example voice {index}")
-        return FileResponse(found.true_face, media_type="image/png")
+        return example_file(index, "true_face", "image/png")
 
     @app.get("/api/gallery/{index}/portrait.png")
     async def gallery_portrait(index: int) -> Response:

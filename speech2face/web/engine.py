@@ -280,7 +280,7 @@ class Engine:
                 truncated = wav.numel() > limit
                 wav = wav[:limit].contiguous()
                 windows = artist.windows(wav, name)
-                prediction = artist.predict((wav, SAMPLE_RATE))
+                prediction = artist.predict_windows(windows)
         except S2FError as error:
             raise type(error)(_rename(str(error), path, name)) from None
         attributes = None
