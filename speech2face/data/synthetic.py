@@ -1,18 +1,24 @@
 """A synthetic talking-face corpus, generated offline and deterministically from a seed.
 
 Each speaker is an :class:`Identity`: a face rendered with PIL from parameters (face shape,
-skin tone, hair, eye spacing, nose and mouth size) and a voice synthesised in NumPy by a
-source-filter model (a glottal harmonic source at the speaker's pitch, shaped by formant
-resonances scaled by the vocal-tract length, with syllable-rate amplitude modulation).
-Voice and face share causes, so a voice carries information about the face:
+skin tone, hair, eye spacing, nose and mouth size) and a voice: real sentences (public-domain
+texts, :func:`speech2face.data.speech.load_sentences`) spoken by the eSpeak NG speech engine
+(:mod:`speech2face.data.speech`) with a variant of its own per speaker (pitch and intonation
+range, vocal-tract length as a scale of the formants, breathiness, roughness, speaking rate,
+the engine's default or Klatt synthesiser). Voice and face share causes, so a voice carries
+information about the face:
 
-- gender sets the pitch range (male ~115 Hz, female ~205 Hz), the vocal-tract length
+- gender sets the pitch range (male ~118 Hz, female ~205 Hz), the vocal-tract length
   (~17 cm vs ~14.8 cm), the jaw width, the brows, hair length and beards;
 - head size scales with the vocal-tract length (a larger head, lower formants);
-- age lowers male / raises female pitch slightly, slows speech and greys the hair;
-- an accent follows the skin tone's group (like language and ethnicity in real
-  speech): its vowels sit in another part of the F1-F2 plane and its pitch falls or
-  rises differently across each phrase.
+- age lowers male / raises female pitch slightly, slows speech, roughens the voice and greys
+  the hair;
+- an accent follows the skin tone's group (like language and ethnicity in real speech):
+  each group speaks another variety of English (:data:`ACCENT_LANGUAGES`).
+
+Every video then passes through a recording channel of its own
+(:class:`speech2face.augment.RecordingChannel`: room, background noise, band limits, level,
+coarse quantisation) and an AAC encoder at a bit rate of its own.
 
 :func:`make_corpus` writes one mp4 per speaker (H.264 video + AAC audio through PyAV) that
 holds ``clips_per_speaker`` talking segments, an AVSpeech-style CSV (``YouTubeID, start,
@@ -24,6 +30,7 @@ smaller face, so the detection nearest the CSV's face centre must be picked.
 from __future__ import annotations
 
 import csv
+import itertools
 import math
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -31,7 +38,16 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from speech2face.data.speech import (
+    DEFAULT_WPM,
+    ENGINE_RATE,
+    VoiceSpec,
+    engine,
+    load_sentences,
+)
+
 __all__ = [
+    "ACCENT_LANGUAGES",
     "AUDIO_RATE",
     "FPS",
     "VIDEO_SIZE",
@@ -42,6 +58,7 @@ __all__ = [
     "render_face",
     "render_frame",
     "synthesize_voice",
+    "voice_of",
 ]
 
 VIDEO_SIZE = 256  # square frames, pixels
@@ -54,23 +71,14 @@ ID_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 ID_LENGTH = 11  # like a YouTube ID
 SUPERSAMPLE = 2  # faces are drawn at 2x and downsampled (anti-aliasing)
 
-NEUTRAL_VTL_CM = 17.5  # vocal-tract length the formant table below belongs to
-# (F1, F2, F3, F4) in Hz for an adult male tract of NEUTRAL_VTL_CM (Peterson & Barney style).
-VOWELS = np.array(
-    [
-        (730, 1090, 2440, 3400),  # a
-        (270, 2290, 3010, 3700),  # i
-        (300, 870, 2240, 3300),  # u
-        (530, 1840, 2480, 3500),  # e
-        (570, 840, 2410, 3300),  # o
-        (660, 1720, 2410, 3400),  # ae
-    ],
-    dtype=np.float64,
-)
-BANDWIDTHS = np.array((80.0, 100.0, 140.0, 180.0))  # formant bandwidths, Hz
-CONTROL_RATE = 200  # Hz: pitch, formants and envelope are computed at this rate
-SOURCE_TILT = 1.2  # harmonic k has amplitude k ** -SOURCE_TILT (glottal roll-off)
-MAX_VOICE_HZ = 7_000  # harmonics above this are dropped
+NEUTRAL_VTL_CM = 17.5  # vocal-tract length of the speech engine's default (adult male) voice
+CONTROL_RATE = 200  # Hz: the loudness envelope that drives the mouth
+PHRASE_PAUSE_SECONDS = (0.15, 0.45)  # silence between two sentences of a segment
+VOICE_LEAD_SECONDS = (0.05, 0.2)  # silence before the first word of a segment
+VOICE_PEAK = 0.7  # a segment's peak level before the recording channel
+BREATH_GAIN = 4.0  # aspiration noise per unit of breathiness, against the speech's RMS
+MEAN_RATE = 4.6  # syllables per second of the engine's default speaking rate
+AAC_BIT_RATES = (32_000, 48_000, 64_000, 96_000)  # each video's audio bit rate is one of these
 
 SKIN_TONES = (
     (255, 224, 196),
@@ -81,17 +89,14 @@ SKIN_TONES = (
     (120, 78, 52),
     (92, 60, 40),
 )
-# Accents, one per group of SKIN_TONES (tones 0-1, 2-3, 4-6): (F1, F2, F3, F4) scales of
-# the vowels and the pitch's relative change across each second of speech.
-ACCENT_FORMANTS = np.array(
-    [(0.94, 1.10, 1.04, 1.0), (1.0, 1.0, 1.0, 1.0), (1.08, 0.90, 0.97, 1.0)], dtype=np.float64
-)
-ACCENT_PITCH_SLOPE = (-0.12, -0.05, 0.06)
+# Accents, one per group of SKIN_TONES (tones 0-1, 2-3, 4-6): the variety of English the
+# group's speakers speak (eSpeak NG voice names).
+ACCENT_LANGUAGES = ("en-us", "en-gb-x-rp", "en-029")
 
 
 def accent_of(skin: tuple[int, int, int]) -> int:
-    """The accent group of a skin tone (an index into ``ACCENT_FORMANTS``)."""
-    return min(SKIN_TONES.index(skin) // 2, len(ACCENT_FORMANTS) - 1)
+    """The accent group of a skin tone (an index into ``ACCENT_LANGUAGES``)."""
+    return min(SKIN_TONES.index(skin) // 2, len(ACCENT_LANGUAGES) - 1)
 
 
 HAIR_COLOURS = ((20, 16, 14), (60, 40, 28), (110, 75, 45), (165, 120, 70), (200, 170, 110))
@@ -103,8 +108,10 @@ LIP_COLOURS = ((170, 80, 80), (150, 70, 75), (190, 100, 100), (120, 60, 55))
 class Identity:
     """One synthetic person: face parameters and voice parameters.
 
-    Face sizes are fractions of the face height; the voice is described by its mean pitch
-    ``f0_hz``, vocal-tract length ``vtl_cm`` and speaking ``rate`` in syllables per second.
+    Face sizes are fractions of the face height; the voice is described by its median pitch
+    ``f0_hz``, intonation range ``intonation`` (a fraction of ``f0_hz``), vocal-tract length
+    ``vtl_cm``, speaking ``rate`` in syllables per second, ``breathiness`` and
+    ``roughness`` (0..1), its accent and the engine's synthesiser ``klatt`` (0: its own).
     """
 
     speaker: str
@@ -130,7 +137,10 @@ class Identity:
     vtl_cm: float
     rate: float  # syllables per second
     breathiness: float  # aspiration noise level relative to the voiced source
-    accent: int = 1  # index into ACCENT_FORMANTS (accent_of(skin) for drawn people)
+    accent: int = 1  # index into ACCENT_LANGUAGES (accent_of(skin) for drawn people)
+    intonation: float = 0.5  # pitch range of the intonation, a fraction of f0_hz
+    roughness: float = 0.1  # irregular voicing, 0..1
+    klatt: int = 0  # the speech engine's synthesiser: 0 its own, 3-5 its Klatt variants
 
 
 def random_id(rng: np.random.Generator) -> str:
@@ -146,9 +156,9 @@ def random_identity(rng: np.random.Generator, speaker: str, video_id: str) -> Id
     size = float(np.clip(rng.normal(0.0, 1.0), -2.0, 2.0))
     vtl = (17.0 if male else 14.8) + 0.6 * size
     head_scale = (1.06 if male else 0.96) + 0.05 * size
-    f0 = (115.0 if male else 205.0) + (12 if male else 18) * float(rng.normal())
+    f0 = (118.0 if male else 205.0) + (16 if male else 22) * float(rng.normal())
     f0 += (0.25 if male else -0.35) * max(0, age - 40)  # voices age
-    f0 = float(np.clip(f0, 80.0, 280.0))
+    f0 = float(np.clip(f0, 78.0, 290.0))
     rate = float(np.clip(rng.normal(4.6, 0.5) - 0.012 * max(0, age - 30), 2.8, 6.0))
     hair = HAIR_COLOURS[int(rng.integers(len(HAIR_COLOURS)))]
     if age > 55:  # grey with age
@@ -182,7 +192,14 @@ def random_identity(rng: np.random.Generator, speaker: str, video_id: str) -> Id
         rate=round(rate, 3),
         breathiness=round(float(rng.uniform(0.02, 0.08) if male else rng.uniform(0.05, 0.14)), 4),
     )
-    return replace(person, accent=accent_of(person.skin))  # no draw: faces stay as they were
+    # The voice's own character, drawn after the face so that faces stay as they were.
+    return replace(
+        person,
+        accent=accent_of(person.skin),
+        intonation=round(float(rng.uniform(0.25, 0.7)), 4),
+        roughness=round(float(np.clip(rng.uniform(0.0, 0.3) + 0.01 * max(0, age - 45), 0, 1)), 4),
+        klatt=int(rng.choice((0, 0, 0, 3, 4, 5))),
+    )
 
 
 # --------------------------------------------------------------------------- faces
@@ -365,15 +382,17 @@ def render_frame(
 # --------------------------------------------------------------------------- voices
 
 
-def _formant_gain(freqs: np.ndarray, formants: np.ndarray) -> np.ndarray:
-    """Magnitude of a cascade of second-order resonances at ``freqs``.
-
-    ``freqs``: ``(..., K)`` Hz; ``formants``: ``(..., 4)`` Hz, broadcast against ``freqs``.
-    """
-    f = freqs[..., None]  # (..., K, 1)
-    fc = formants[..., None, :]  # (..., 1, 4)
-    gain = fc**2 / np.sqrt((fc**2 - f**2) ** 2 + (BANDWIDTHS * f) ** 2)
-    return gain.prod(axis=-1)
+def voice_of(identity: Identity) -> VoiceSpec:
+    """The speech engine's voice for ``identity``."""
+    return VoiceSpec(
+        language=ACCENT_LANGUAGES[identity.accent],
+        pitch_hz=identity.f0_hz,
+        pitch_range_hz=identity.f0_hz * identity.intonation,
+        formant_scale=NEUTRAL_VTL_CM / identity.vtl_cm,
+        roughness=identity.roughness,
+        words_per_minute=int(round(DEFAULT_WPM * identity.rate / MEAN_RATE)),
+        klatt=identity.klatt,
+    )
 
 
 def synthesize_voice(
@@ -381,75 +400,67 @@ def synthesize_voice(
     seconds: float,
     rng: np.random.Generator,
     rate: int = AUDIO_RATE,
+    sentences: list[str] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Speech-like audio for ``identity``: ``((T,), (C,))`` waveform and loudness envelope.
+    """``identity`` reading sentences for ``seconds``: ``((T,), (C,))`` waveform and loudness.
 
-    The envelope is sampled at ``CONTROL_RATE`` Hz (0..1) and drives the mouth. Syllables
-    are a noise burst (consonant) followed by a vowel with the identity's formants; phrases
-    are separated by short pauses.
+    Sentences are drawn from ``sentences`` (default: :func:`load_sentences`) without
+    repeats within the segment and spoken one after another with short pauses; the last
+    is cut off at the segment's end, as a segment of a longer talk is. The envelope is
+    sampled at ``CONTROL_RATE`` Hz (0..1) and drives the mouth.
     """
+    from scipy.signal import resample_poly
+
+    sentences = sentences if sentences is not None else load_sentences()
+    speech = engine()
+    voice = voice_of(identity)
+    target = int(math.ceil(seconds * ENGINE_RATE))
+    parts = [np.zeros(int(rng.uniform(*VOICE_LEAD_SECONDS) * ENGINE_RATE), np.float32)]
+    length = parts[0].size
+    order = rng.permutation(len(sentences))
+    for index in itertools.cycle(order):
+        spoken = speech.say(sentences[int(index)], voice)
+        parts.append(spoken)
+        pause = np.zeros(int(rng.uniform(*PHRASE_PAUSE_SECONDS) * ENGINE_RATE), np.float32)
+        parts.append(pause)
+        length += spoken.size + pause.size
+        if length >= target:
+            break
+    wav = np.concatenate(parts)[:target].astype(np.float64)
+    divisor = math.gcd(int(rate), ENGINE_RATE)
+    wav = resample_poly(wav, int(rate) // divisor, ENGINE_RATE // divisor)
+    wav = wav[: int(round(seconds * rate))]
+    wav *= VOICE_PEAK / (np.max(np.abs(wav)) + 1e-9)
+    # loudness at the control rate: the RMS of each 1/CONTROL_RATE s
+    hop = max(1, int(rate) // CONTROL_RATE)
     n_ctrl = int(math.ceil(seconds * CONTROL_RATE))
-    t_ctrl = np.arange(n_ctrl) / CONTROL_RATE
-    formants = np.zeros((n_ctrl, 4))
-    voiced = np.zeros(n_ctrl)
-    burst = np.zeros(n_ctrl)
-    accent = np.zeros(n_ctrl)
-    scale = NEUTRAL_VTL_CM / identity.vtl_cm * ACCENT_FORMANTS[identity.accent]  # (4,)
-    t = float(rng.uniform(0.05, 0.2))
-    syllables_in_phrase = 0
-    vowel = VOWELS[int(rng.integers(len(VOWELS)))]
-    while t < seconds:
-        dur = float(rng.uniform(0.7, 1.3)) / identity.rate
-        cons = min(0.35 * dur, 0.07)
-        previous, vowel = vowel, VOWELS[int(rng.integers(len(VOWELS)))]
-        i0, i1, i2 = (int(v * CONTROL_RATE) for v in (t, t + cons, t + dur))
-        i1, i2 = min(i1, n_ctrl), min(i2, n_ctrl)
-        burst[i0:i1] = rng.uniform(0.3, 0.8)
-        span = max(1, i2 - i1)
-        ramp = np.clip(np.arange(span) / max(1, span // 3), 0.0, 1.0)[:, None]  # coarticulation
-        formants[i1:i2] = (previous * (1 - ramp) + vowel * ramp)[: i2 - i1] * scale
-        shape = np.sin(np.linspace(0.0, np.pi, span)) ** 0.6
-        voiced[i1:i2] = shape[: i2 - i1] * rng.uniform(0.6, 1.0)
-        accent[i1:i2] = rng.normal(0.0, 0.06)
-        t += dur
-        syllables_in_phrase += 1
-        if syllables_in_phrase >= rng.integers(4, 9):  # a pause between phrases
-            t += float(rng.uniform(0.15, 0.35))
-            syllables_in_phrase = 0
-    formants[formants == 0] = (VOWELS[0] * scale)[None, :].repeat(len(formants), 0)[formants == 0]
-
-    # Pitch: declination over each second, per-syllable accents, slow drift, jitter.
-    drift = 0.04 * np.sin(2 * np.pi * t_ctrl / rng.uniform(1.5, 3.0) + rng.uniform(0, 6.3))
-    slope = ACCENT_PITCH_SLOPE[identity.accent]
-    f0 = identity.f0_hz * (1.0 + accent + drift + slope * ((t_ctrl % 1.0) - 0.5))
-    f0 *= 1.0 + 0.005 * rng.standard_normal(n_ctrl)
-
-    n = int(round(seconds * rate))
-    t_audio = np.arange(n) / rate
-    f0_audio = np.interp(t_audio, t_ctrl, f0)
-    phase = 2 * np.pi * np.cumsum(f0_audio) / rate
-    k_max = int(MAX_VOICE_HZ // (identity.f0_hz * 0.8))
-    harmonics = np.arange(1, k_max + 1)
-    # Harmonic amplitudes at control rate: source tilt times the vocal-tract response.
-    amp_ctrl = harmonics ** (-SOURCE_TILT) * _formant_gain(f0[:, None] * harmonics, formants)
-    amp_ctrl[f0[:, None] * harmonics > MAX_VOICE_HZ] = 0.0
-    amp_ctrl *= voiced[:, None]
-    wav = np.zeros(n)
-    for k in harmonics:
-        amp = np.interp(t_audio, t_ctrl, amp_ctrl[:, k - 1])
-        wav += amp * np.sin(k * phase)
-    wav /= np.max(np.abs(wav)) + 1e-9
-
-    # Aspiration (breathiness) and consonant bursts: high-passed noise with envelopes.
-    noise = rng.standard_normal(n)
-    noise = np.diff(noise, prepend=0.0) * 0.5
-    env_voiced = np.interp(t_audio, t_ctrl, voiced)
-    env_burst = np.interp(t_audio, t_ctrl, burst)
-    wav += noise * (identity.breathiness * env_voiced + 0.25 * env_burst)
-    wav += 0.002 * rng.standard_normal(n)  # room noise
-    wav *= 0.7 / (np.max(np.abs(wav)) + 1e-9)
-    envelope = np.clip(voiced + 0.3 * burst, 0.0, 1.0)
+    padded = np.zeros(n_ctrl * hop)
+    padded[: min(wav.size, padded.size)] = wav[: padded.size]
+    rms = np.sqrt((padded.reshape(n_ctrl, hop) ** 2).mean(axis=1))
+    # breathiness: aspiration, high-passed noise that follows the loudness of the speech
+    t_ctrl = (np.arange(n_ctrl) + 0.5) * hop
+    loudness = np.interp(np.arange(wav.size), t_ctrl, rms)
+    noise = np.diff(rng.standard_normal(wav.size + 1)) * 0.5
+    wav = wav + BREATH_GAIN * identity.breathiness * loudness * noise
+    wav *= VOICE_PEAK / (np.max(np.abs(wav)) + 1e-9)
+    # the mouth opens fully on loud syllables: the envelope is scaled to its 95th percentile
+    envelope = np.clip(rms / (np.percentile(rms, 95) + 1e-9), 0.0, 1.0)
     return wav.astype(np.float32), envelope
+
+
+def record(audio: np.ndarray, rng: np.random.Generator) -> np.ndarray:  # (T,) -> (T,)
+    """One video's sound track through a recording channel drawn from ``rng`` (a room,
+    noise, band limits, a level, sometimes coarse quantisation): ``(T,)`` float32 at
+    :data:`AUDIO_RATE`."""
+    import torch
+
+    from speech2face.augment import RecordingChannel
+
+    channel = RecordingChannel(gain_db=(-12.0, 3.0), sample_rate=AUDIO_RATE)
+    generator = torch.Generator().manual_seed(int(rng.integers(2**62)))
+    with torch.inference_mode():
+        out = channel(torch.from_numpy(np.asarray(audio, np.float32))[None], generator)
+    return out[0].numpy().astype(np.float32)
 
 
 # --------------------------------------------------------------------------- corpus
@@ -494,12 +505,15 @@ def _write_video(
     audio = np.zeros(int(round(total * AUDIO_RATE)), dtype=np.float32)
     audio += (0.001 * rng.standard_normal(audio.size)).astype(np.float32)
     env = np.zeros(int(math.ceil(total * CONTROL_RATE)) + 1)
+    sentences = load_sentences()
     for seg in segments:
-        wav, seg_env = synthesize_voice(identity, seg.end - seg.start, rng)
+        wav, seg_env = synthesize_voice(identity, seg.end - seg.start, rng, sentences=sentences)
         a0 = int(round(seg.start * AUDIO_RATE))
         audio[a0 : a0 + wav.size] += wav[: audio.size - a0]
         c0 = int(round(seg.start * CONTROL_RATE))
         env[c0 : c0 + seg_env.size] = seg_env[: env.size - c0]
+    audio = record(audio, rng)
+    bit_rate = int(rng.choice(AAC_BIT_RATES))
 
     n_frames = int(math.ceil(total * fps))
     blink_frames = set(
@@ -513,6 +527,7 @@ def _write_video(
         vstream.pix_fmt = "yuv420p"
         vstream.codec_context.thread_count = 1
         astream = container.add_stream("aac", rate=AUDIO_RATE, layout="mono")
+        astream.bit_rate = bit_rate
         seg_index = 0
         background = _background(rng, VIDEO_SIZE)
         for i in range(n_frames):
