@@ -317,6 +317,11 @@ class VoiceTask:
             )
         else:
             self.encoder.freeze().to(trainer.device)
+        augment = cfg.get("augment")
+        self.augment = build(augment) if augment is not None and augment.get("_target_") else None
+        if self.augment is not None:
+            trainer.log.message("augment: every training voice passes a random recording channel")
+        self.generator = torch.Generator().manual_seed(int(trainer.tcfg.seed) + trainer.dist.rank)
         self.loss = call_with_accepted(
             build(cfg.loss.voice),
             "loss.voice",
@@ -372,6 +377,9 @@ class VoiceTask:
 
     def step(self, model: nn.Module, batch: dict[str, Any]) -> dict[str, Tensor]:
         features = batch["feature"].to(self.trainer.device, non_blocking=True)
+        if self.augment is not None:  # training steps only: validation hears the voices as is
+            wav = batch["wav"].to(self.trainer.device, non_blocking=True)
+            batch = {**batch, "wav": self.augment(wav, self.generator)}
         return self.loss(features, self.predict(model, batch))
 
     @torch.no_grad()
