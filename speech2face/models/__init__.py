@@ -1,5 +1,5 @@
-"""The Speech2Face networks: voice encoder, face encoders, face decoder, the attribute
-classifier, and checkpoints.
+"""The Speech2Face networks: voice encoders (the paper's, and a pretrained GE2E speaker encoder
+with a head), face encoders, face decoder, the attribute classifier, and checkpoints.
 
 Layers live in :mod:`speech2face.models.layers`, the assembled networks in their own
 modules, and :func:`build_face_encoder` / :func:`load_checkpoint` build them by name or
@@ -14,6 +14,7 @@ from speech2face.models.attribute_classifier import (
 from speech2face.models.builders import FACE_ENCODERS, build_face_encoder
 from speech2face.models.checkpoint import (
     MODEL_KINDS,
+    VOICE_ENCODERS,
     CheckpointError,
     load_checkpoint,
     read_checkpoint,
@@ -40,6 +41,12 @@ from speech2face.models.landmarks import (
     default_mean_landmarks,
     mean_geometry,
 )
+from speech2face.models.speaker_encoder import (
+    GE2EEncoderConfig,
+    GE2EEncoderError,
+    GE2EVoiceEncoder,
+    GE2EWeightsError,
+)
 from speech2face.models.voice_encoder import VoiceEncoder, VoiceEncoderConfig, VoiceEncoderError
 
 __all__ = [
@@ -59,9 +66,14 @@ __all__ = [
     "FaceEncoderError",
     "FaceNetConfig",
     "FaceNetEncoder",
+    "GE2EEncoderConfig",
+    "GE2EEncoderError",
+    "GE2EVoiceEncoder",
+    "GE2EWeightsError",
     "LandmarkError",
     "VGGFace",
     "VGGFaceConfig",
+    "VOICE_ENCODERS",
     "VoiceEncoder",
     "VoiceEncoderConfig",
     "VoiceEncoderError",

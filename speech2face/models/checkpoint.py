@@ -21,15 +21,19 @@ from speech2face.models._io import safe_load
 from speech2face.models.attribute_classifier import AttributeClassifier
 from speech2face.models.face_decoder import FaceDecoder
 from speech2face.models.face_encoder import FaceNetEncoder, VGGFace
+from speech2face.models.speaker_encoder import GE2EVoiceEncoder
 from speech2face.models.voice_encoder import VoiceEncoder
 
 MODEL_KINDS: dict[str, type[nn.Module]] = {
     VoiceEncoder.kind: VoiceEncoder,
+    GE2EVoiceEncoder.kind: GE2EVoiceEncoder,
     FaceDecoder.kind: FaceDecoder,
     VGGFace.kind: VGGFace,
     FaceNetEncoder.kind: FaceNetEncoder,
     AttributeClassifier.kind: AttributeClassifier,
 }
+# The kinds task=voice trains: spectrogram (B, 2, T, 257) -> face feature (B, out_dim).
+VOICE_ENCODERS: tuple[type[nn.Module], ...] = (VoiceEncoder, GE2EVoiceEncoder)
 
 
 class CheckpointError(S2FError, ValueError):

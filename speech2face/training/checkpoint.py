@@ -33,8 +33,9 @@ from speech2face.errors import S2FError
 from speech2face.fileio import atomic_outputs, temporary_path
 from speech2face.losses import project_from_mean
 from speech2face.models._io import safe_load
-from speech2face.models.checkpoint import MODEL_KINDS, checkpoint_dict
+from speech2face.models.checkpoint import MODEL_KINDS, VOICE_ENCODERS, checkpoint_dict
 from speech2face.models.face_decoder import FaceDecoder
+from speech2face.models.speaker_encoder import GE2EVoiceEncoder
 from speech2face.models.voice_encoder import VoiceEncoder
 
 FORMAT = "speech2face.training"
@@ -247,7 +248,7 @@ class Bundle:
             at this distance from ``mean_feature``, the training faces' RMS distance.
     """
 
-    voice_encoder: VoiceEncoder | None
+    voice_encoder: VoiceEncoder | GE2EVoiceEncoder | None
     face_decoder: FaceDecoder
     face_encoder: str
     feature_dim: int
@@ -317,7 +318,7 @@ def load_bundle(path: str | os.PathLike, map_location: str | torch.device = "cpu
     payload = read_training_checkpoint(path, mmap=True)
     bundle = payload["bundle"]
     trained = build_model(payload, assign=True)
-    if isinstance(trained, VoiceEncoder):
+    if isinstance(trained, VOICE_ENCODERS):
         if "decoder" not in bundle:
             raise TrainingCheckpointError(f"{path}: a voice encoder without its face decoder")
         voice, decoder = trained, build_model(bundle["decoder"], assign=True)

@@ -9,7 +9,13 @@ from omegaconf import OmegaConf
 
 from speech2face.config import config_dir
 from speech2face.losses import FaceDecoderLoss, Speech2FaceLoss
-from speech2face.models import AttributeClassifier, FaceDecoder, FaceEncoder, VoiceEncoder
+from speech2face.models import (
+    AttributeClassifier,
+    FaceDecoder,
+    FaceEncoder,
+    GE2EVoiceEncoder,
+    VoiceEncoder,
+)
 
 CONFIGS = config_dir()
 
@@ -49,8 +55,8 @@ def test_model_config_follows_the_face_encoder_dim(name, face_encoder, dim):
     if isinstance(model, AttributeClassifier):  # takes face crops, not features
         assert model(torch.rand(1, 3, model.config.image_size, model.config.image_size))
         return
-    assert isinstance(model, VoiceEncoder | FaceDecoder)
-    if isinstance(model, VoiceEncoder):
+    assert isinstance(model, VoiceEncoder | GE2EVoiceEncoder | FaceDecoder)
+    if isinstance(model, VoiceEncoder | GE2EVoiceEncoder):
         assert model.out_dim == dim
         if name == "voice_encoder":
             assert model.fc1.in_features == 29_184
