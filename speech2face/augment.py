@@ -24,12 +24,17 @@ from torch import Tensor
 from speech2face.audio import SAMPLE_RATE
 from speech2face.errors import ConfigError
 
-__all__ = ["RecordingChannel"]
+__all__ = ["RecordingChannel", "no_augment"]
 
 RT60_DECAY_DB = 60.0  # reverberation time: the time the room's echo takes to fall 60 dB
 MAX_RIR_SECONDS = 1.0  # impulse responses are cut here
 BAND_EDGE_OCTAVES = 0.25  # width of the band limits' roll-off, octaves
 EPS = 1e-8
+
+
+def no_augment() -> None:
+    """``augment=none``: the voices as they are."""
+    return None
 
 
 def _range(name: str, pair: tuple[float, float] | list[float], low: float = -math.inf):

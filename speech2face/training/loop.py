@@ -318,7 +318,7 @@ class VoiceTask:
         else:
             self.encoder.freeze().to(trainer.device)
         augment = cfg.get("augment")
-        self.augment = build(augment) if augment is not None and augment.get("_target_") else None
+        self.augment = build(augment) if augment is not None else None
         if self.augment is not None:
             trainer.log.message("augment: every training voice passes a random recording channel")
         self.generator = torch.Generator().manual_seed(int(trainer.tcfg.seed) + trainer.dist.rank)
