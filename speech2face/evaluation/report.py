@@ -554,6 +554,76 @@ def _html_gallery(metrics: Mapping[str, Any]) -> str:
     return "".join(out)
 
 
+def _judge_text(judge: Any) -> str:
+    if not isinstance(judge, Mapping) or judge.get("value") is None:
+        return MISSING
+    text = f"{_figure_pct(judge)} ({_esc(judge.get('hits'))} of {_esc(judge.get('total'))})"
+    return text
+
+
+def _html_real_voices(metrics: Mapping[str, Any]) -> str:
+    out = ["<h2>Real voices</h2>\n"]
+    section, reason = _section(metrics, "real_voices")
+    if section is None:
+        return out[0] + _skipped(reason)
+    genders = section.get("genders") if isinstance(section.get("genders"), Mapping) else {}
+    out.append(
+        '<p class="note">Voices the model never heard: other speech engines than the '
+        "training corpus's and recordings of people "
+        f"({_esc(genders.get('female'))} female, {_esc(genders.get('male'))} male; "
+        f"set: {_esc(section.get('source'))}). Each portrait is drawn as <code>s2f-infer</code> "
+        "draws it. Two judges: the attribute backend reading the portrait, and the dataset "
+        "gender of the evaluated split's true face nearest to the predicted feature. A model "
+        "that ignored the voice would say one gender for all: the floor is the larger "
+        "gender's share.</p>\n"
+    )
+    judges = section.get("judges") if isinstance(section.get("judges"), Mapping) else {}
+    rows = [
+        (
+            _esc(name),
+            _judge_text(judge),
+            _pct(judge.get("one_gender_floor")) if isinstance(judge, Mapping) else MISSING,
+        )
+        for name, judge in judges.items()
+    ]
+    if rows:
+        out.append(_table(("judge", "voice's gender", "one-gender floor"), rows, text_cols=1))
+    for note in section.get("notes") or []:
+        out.append(f'<p class="note">{_esc(note)}</p>\n')
+    sheet = _safe_src(section.get("contact_sheet"))
+    if sheet:
+        out.append(
+            f'<figure><img class="plot" src="{sheet}" alt="contact sheet of the portraits">'
+            "<figcaption>Portraits of the female voices (upper rows) and of the male voices "
+            "(lower rows).</figcaption></figure>\n"
+        )
+    body = []
+    for row in section.get("rows") or []:
+        if not isinstance(row, Mapping):
+            continue
+        audio = _safe_src(row.get("audio"))
+        portrait = _safe_src(row.get("portrait"))
+        body.append(
+            (
+                f"{_esc(row.get('file'))}<br>"
+                f'<span class="note">{_esc(row.get("engine"))} {_esc(row.get("voice"))}, '
+                f"{_esc(row.get('language'))}; {_esc(row.get('licence'))}</span>",
+                f'<audio controls preload="none" src="{audio}"></audio>' if audio else MISSING,
+                f'<img src="{portrait}" width="{GALLERY_IMAGE_PX}" '
+                f'height="{GALLERY_IMAGE_PX}" alt="portrait of {_esc(row.get("file"))}">'
+                if portrait
+                else _esc(row.get("note") or MISSING),
+                _label(row.get("gender")),
+                _label(row.get("attributes")),
+                _label(row.get("nearest")),
+            )
+        )
+    if body:
+        header = ("voice", "player", "portrait", "gender", "attributes say", "nearest face")
+        out.append(_table(header, body, text_cols=len(header)))
+    return "".join(out)
+
+
 def _html_similarity(metrics: Mapping[str, Any]) -> str:
     out = ["<h2>Feature similarity</h2>\n"]
     section, reason = _section(metrics, "similarity")
@@ -775,6 +845,7 @@ def render_html(metrics: Mapping[str, Any]) -> str:
         _html_retrieval(metrics, plots),
         _html_attributes(metrics, plots),
         _html_craniofacial(metrics, plots),
+        _html_real_voices(metrics),
         f"<footer>Created {_esc(metrics.get('created'))} by speech2face "
         f"{_esc(metrics.get('speech2face_version'))} (metrics schema "
         f"{_esc(metrics.get('schema'))} v{_esc(metrics.get('version'))}).</footer>\n",
@@ -856,7 +927,24 @@ def summary_table(metrics: Mapping[str, Any]) -> str:
             lines.append(col.format(str(window), *cells, "", _mean_std(paper, 1)))
     lines.extend(_summary_gender(metrics))
     lines.append(_summary_craniofacial(metrics))
+    lines.append(_summary_real_voices(metrics))
     return "\n".join(lines)
+
+
+def _summary_real_voices(metrics: Mapping[str, Any]) -> str:
+    section, reason = _section(metrics, "real_voices")
+    if section is None:
+        return f"real voices: skipped ({reason})"
+    judges = section.get("judges") if isinstance(section.get("judges"), Mapping) else {}
+    said = ", ".join(
+        f"{name} {_figure_pct(judge)}"
+        for name, judge in judges.items()
+        if isinstance(judge, Mapping)
+    )
+    return (
+        f"real voices ({section.get('voices', MISSING)} never heard): the portrait has the voice's "
+        f"gender by {said or MISSING}"
+    )
 
 
 def _summary_gender(metrics: Mapping[str, Any]) -> list[str]:

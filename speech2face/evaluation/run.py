@@ -623,6 +623,31 @@ def write_gallery(collected: Collected, stage: Path, predicted: bool) -> list[di
     return entries
 
 
+def real_voices(
+    cfg: Any, collector: Collector, collected: Collected, backend: Any, stage: Path
+) -> dict[str, Any]:
+    """The "Real voices" table (:mod:`speech2face.evaluation.real_voices`) of the set that
+    ``cfg.real_voices`` names, or ``{"skipped": reason}`` when it is ``null``."""
+    from speech2face.evaluation.real_voices import real_voice_table
+    from speech2face.inference import Portraitist
+
+    source = cfg.get("real_voices")
+    if source in (None, False, "none", "null"):
+        return {"skipped": "real_voices=null"}
+    if collector.portraitist is None:
+        collector.portraitist = Portraitist(collector.bundle, collector.device, fast=False)
+    return real_voice_table(
+        str(source),
+        collector.portraitist,
+        collected,
+        backend,
+        stage,
+        int(cfg.bootstrap_resamples),
+        int(cfg.seed),
+        MEDIA_DIR,
+    )
+
+
 def _publish(stage: Path, output: Path) -> None:
     """Move ``media/``, ``metrics.json`` and ``report.html`` from ``stage`` into ``output``,
     the report last, replacing an earlier evaluation's."""
@@ -681,6 +706,7 @@ def evaluate(cfg: Any) -> dict[str, Any]:
                 raise EvalError(f"the {cfg.data.split} split holds no sample with audio")
             metrics = compute_metrics(cfg, bundle, collected, backend, pool)
             metrics["gallery"] = write_gallery(collected, stage, predicted=backend is not None)
+            metrics["real_voices"] = real_voices(cfg, collector, collected, backend, stage)
             write_report(metrics, stage)
             (stage / METRICS_FILE).write_text(json.dumps(metrics, indent=1) + "\n")
             _publish(stage, output)

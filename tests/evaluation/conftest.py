@@ -8,7 +8,8 @@ from pathlib import Path
 
 
 def eval_args(checkpoint: Path, data_root: Path, out: Path, *extra: str) -> list[str]:
-    """The documented invocation, with few resamples and no progress bar."""
+    """The documented invocation, with few resamples, no progress bar and no real voices
+    (a later ``real_voices=`` in ``extra`` wins)."""
     return [
         f"checkpoint={checkpoint}",
         f"data.root={data_root}/",
@@ -17,5 +18,6 @@ def eval_args(checkpoint: Path, data_root: Path, out: Path, *extra: str) -> list
         "gallery_size=3",
         "batch_size=4",
         "progress=false",
+        "real_voices=null",  # tests/evaluation/test_real_voices.py runs them
         *extra,
     ]
