@@ -23,6 +23,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--workers", type=int, default=1, help="processes (default 1; same files for any)"
     )
+    parser.add_argument(
+        "--sentences", help="a text file of sentences, one a line (default: the packaged list)"
+    )
     args = parser.parse_args(argv)
     if args.speakers < 1 or args.clips < 1 or args.workers < 1:
         parser.error("--speakers, --clips and --workers must be at least 1")
@@ -31,7 +34,14 @@ def main(argv: list[str] | None = None) -> int:
     from speech2face.errors import S2FError
 
     try:
-        clips = make_corpus(args.out_dir, args.speakers, args.clips, args.seed, args.workers)
+        clips = make_corpus(
+            args.out_dir,
+            args.speakers,
+            args.clips,
+            args.seed,
+            args.workers,
+            sentences=args.sentences,
+        )
     except (S2FError, OSError) as error:
         print(f"make_synthetic_corpus: error: {error}", file=sys.stderr)
         return 2

@@ -9,7 +9,7 @@ the engine's default or Klatt synthesiser). Voice and face share causes, so a vo
 information about the face:
 
 - gender sets the pitch range (male ~118 Hz, female ~205 Hz), the vocal-tract length
-  (~17 cm vs ~14.8 cm), the jaw width, the brows, hair length and beards;
+  (~17 cm vs ~14.8 cm), the jaw width, the brows, hair length, lip colour and beards;
 - head size scales with the vocal-tract length (a larger head, lower formants);
 - age lowers male / raises female pitch slightly, slows speech, roughens the voice and greys
   the hair;
@@ -102,6 +102,7 @@ def accent_of(skin: tuple[int, int, int]) -> int:
 HAIR_COLOURS = ((20, 16, 14), (60, 40, 28), (110, 75, 45), (165, 120, 70), (200, 170, 110))
 IRIS_COLOURS = ((60, 40, 25), (90, 60, 30), (50, 90, 140), (70, 110, 70))
 LIP_COLOURS = ((170, 80, 80), (150, 70, 75), (190, 100, 100), (120, 60, 55))
+LIPSTICK_COLOURS = ((200, 40, 60), (180, 45, 75), (215, 70, 90), (160, 35, 55))  # women's
 
 
 @dataclass(frozen=True)
@@ -179,14 +180,14 @@ def random_identity(rng: np.random.Generator, speaker: str, video_id: str) -> Id
         hair_colour=tuple(int(c) for c in hair),
         hair_style=style,
         iris=IRIS_COLOURS[int(rng.integers(len(IRIS_COLOURS)))],
-        lips=LIP_COLOURS[int(rng.integers(len(LIP_COLOURS)))],
+        lips=(LIP_COLOURS if male else LIPSTICK_COLOURS)[int(rng.integers(len(LIP_COLOURS)))],
         eye_spacing=round(float(rng.uniform(0.16, 0.21)), 4),
         eye_size=round(float(rng.uniform(0.085, 0.11)), 4),
         brow=round(float(rng.uniform(0.025, 0.04) if male else rng.uniform(0.012, 0.022)), 4),
         nose_width=round(float(rng.uniform(0.13, 0.21)), 4),
         nose_length=round(float(rng.uniform(0.17, 0.24)), 4),
         mouth_width=round(float(rng.uniform(0.26, 0.36)), 4),
-        beard=bool(male and rng.random() < 0.35),
+        beard=bool(male and rng.random() < 0.55),
         f0_hz=round(f0, 2),
         vtl_cm=round(vtl, 3),
         rate=round(rate, 3),
@@ -497,6 +498,7 @@ def _write_video(
     segments: list[_Segment],
     rng: np.random.Generator,
     fps: int = FPS,
+    sentences: list[str] | None = None,
 ) -> None:
     """Render and encode the speaker's whole video: H.264 + AAC, one talking face."""
     import av
@@ -505,7 +507,7 @@ def _write_video(
     audio = np.zeros(int(round(total * AUDIO_RATE)), dtype=np.float32)
     audio += (0.001 * rng.standard_normal(audio.size)).astype(np.float32)
     env = np.zeros(int(math.ceil(total * CONTROL_RATE)) + 1)
-    sentences = load_sentences()
+    sentences = sentences if sentences is not None else load_sentences()
     for seg in segments:
         wav, seg_env = synthesize_voice(identity, seg.end - seg.start, rng, sentences=sentences)
         a0 = int(round(seg.start * AUDIO_RATE))
@@ -569,6 +571,7 @@ def make_corpus(
     seed: int = 0,
     workers: int = 1,
     fps: int = FPS,
+    sentences: str | Path | None = None,
 ) -> Path:
     """Write a small AVSpeech-like corpus; returns the path of its ``clips.csv``.
 
@@ -580,7 +583,9 @@ def make_corpus(
     :class:`Identity` field). The same arguments give the same files, whatever
     ``workers`` (processes that render and encode the videos, about 1.7 s of CPU per
     segment each at 10 fps; drawing the frames is most of it, so ``fps=5`` halves it and
-    leaves the voices as they are).
+    leaves the voices as they are). ``sentences``: a text file of sentences the speakers
+    say, one a line (default: the packaged public-domain list); the speech engine and the
+    list are checked before any video is written (:class:`SpeechEngineError`).
     """
     if fps < 1:
         raise ValueError(f"make_corpus needs at least one frame per second, got {fps}")
@@ -588,6 +593,8 @@ def make_corpus(
         raise ValueError("make_corpus needs at least one speaker and one clip per speaker")
     if workers < 1:
         raise ValueError(f"make_corpus needs at least one worker, got {workers}")
+    lines = load_sentences(sentences)  # a missing or empty list fails here, in one line
+    engine()  # and so does a missing speech engine
     out = Path(out_dir)
     videos = out / "videos"
     videos.mkdir(parents=True, exist_ok=True)
@@ -599,7 +606,7 @@ def make_corpus(
             ids.append(vid)
     people = [random_identity(rng, f"spk{i:04d}", vid) for i, vid in enumerate(ids)]
     jobs = [
-        (videos, person, people[(i + 1) % len(people)], [seed, i], clips_per_speaker, fps)
+        (videos, person, people[(i + 1) % len(people)], [seed, i], clips_per_speaker, fps, lines)
         for i, person in enumerate(people)
     ]
     if workers == 1:
@@ -638,12 +645,18 @@ def make_corpus(
 
 
 def _speaker_video(
-    videos: Path, person: Identity, other: Identity, seed: list[int], clips: int, fps: int
+    videos: Path,
+    person: Identity,
+    other: Identity,
+    seed: list[int],
+    clips: int,
+    fps: int,
+    sentences: list[str],
 ) -> list[_Segment]:
     """Plan one speaker's segments and write their video (``other`` is the second face)."""
     rng = np.random.default_rng(seed)
     segments = _plan_segments(person, rng, clips)
-    _write_video(videos / f"{person.video_id}.mp4", person, other, segments, rng, fps)
+    _write_video(videos / f"{person.video_id}.mp4", person, other, segments, rng, fps, sentences)
     return segments
 
 
