@@ -112,6 +112,14 @@ class Demo:
         if int(cfg.speakers) < 5:
             raise ConfigError(f"speakers must be at least 5 to hold some out, got {cfg.speakers}")
         self.quiet = not bool(cfg.progress)
+        from speech2face.config import config_dir
+
+        model = str(cfg.voice.model)
+        voice_models = sorted(p.stem for p in (config_dir() / "model").glob("voice_encoder*.yaml"))
+        if model not in voice_models:
+            raise ConfigError(
+                f"voice.model must be one of {', '.join(voice_models)}, got {model!r}"
+            )
 
     # ---------------------------------------------------------------- stages
 
@@ -144,6 +152,7 @@ class Demo:
             seed=int(self.cfg.seed),
             workers=int(self.cfg.workers),
             fps=int(self.cfg.fps),
+            sentences=self.cfg.get("sentences"),
         )
 
     def preprocess(self) -> None:
@@ -209,6 +218,8 @@ class Demo:
             max(int(stage.steps) // 2, 1),
             "face_encoder=dlib",
             "debug=demo",
+            f"model@model.voice={stage.model}",
+            f"model.voice.hidden_dim={int(stage.hidden_dim)}",
             f"decoder_checkpoint={self.paths.last(self.paths.decoder)}",
         )
 
@@ -317,6 +328,16 @@ class Demo:
             f"held-out voices: the speaker's own face among the {pool} held-out faces is in the "
             f"predicted feature's top {k} for {_pct(row['recall'][k])} (chance {int(k) / pool:.1%})"
         )
+        real = metrics.get("real_voices") or {}
+        judges = real.get("judges") or {}
+        if judges:
+            said = " and ".join(
+                f"{_pct(judge)} by the {name} judge" for name, judge in judges.items()
+            )
+            lines.append(
+                f"real voices: portraits of {real['voices']} voices of other speech engines and "
+                f"recordings, never heard in training, have the voice's gender in {said}"
+            )
         lines.append(f"report: {self.paths.eval / 'report.html'}")
         lines.append(f"portraits of the held-out voices: {self.paths.portraits}/")
         lines.append("s2f-infer voice.wav now draws with this model (trained on synthetic voices)")

@@ -41,8 +41,10 @@ def test_the_demo_runs_resumes_and_installs_its_model(tmp_path, monkeypatch):
         assert (out / "stages" / f"{name}.done").is_file()
     assert f"report: {out / 'eval' / 'report.html'}" in result.stdout
     assert "has the speaker's gender in" in result.stdout
+    assert "real voices: portraits of 27 voices" in result.stdout
     metrics = json.loads((out / "eval" / "metrics.json").read_text())
     assert metrics["data"]["split"] == "val" and metrics["attributes"]["backend"] == "classifier"
+    assert set(metrics["real_voices"]["judges"]) == {"attributes", "nearest"}
     portraits = sorted((out / "portraits").glob("*.png"))
     assert len(portraits) == metrics["data"]["samples"]
     assert (tmp_path / "home" / "models" / "default.pt").is_file()
@@ -62,3 +64,18 @@ def test_too_few_speakers_is_one_line(tmp_path):
     result = run_s2f("demo", f"output_dir={tmp_path}/demo", "speakers=3")
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2 and len(lines) == 1 and "speakers must be at least 5" in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("voice.model=voice_encoder_nowhere", "voice.model must be one of"),
+        ("sentences=/nonexistent/sentences.txt", "cannot read the sentence list"),
+    ],
+)
+def test_bad_voice_model_or_sentences_is_one_line(tmp_path, override, expected):
+    result = run_s2f("demo", f"output_dir={tmp_path}/demo", override)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode != 0 and len(lines) == 1, result.stderr[-2000:]
+    assert expected in lines[0] and "Traceback" not in result.stderr
+    assert not list((tmp_path / "demo").glob("corpus/videos/*.mp4"))
