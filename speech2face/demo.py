@@ -120,6 +120,10 @@ class Demo:
             raise ConfigError(
                 f"voice.model must be one of {', '.join(voice_models)}, got {model!r}"
             )
+        if model == "voice_encoder_ge2e":  # its weights come with an extra: say so before work
+            from speech2face.models.speaker_encoder import resemblyzer_weights_path
+
+            resemblyzer_weights_path()
 
     # ---------------------------------------------------------------- stages
 
