@@ -93,7 +93,7 @@ def test_a_bad_voice_or_set_is_one_line(voice_run, preprocessed, tmp_path):
     first = next(csv.DictReader((voices / "manifest.csv").open()))["file"]
     (voices / first).write_bytes(b"OggS but not really an audio file")
     missing = tmp_path / "nowhere"
-    for folder, expected in ((voices, first), (missing, "manifest")):
+    for folder, expected in ((voices, first), (missing, "not found")):
         out = tmp_path / f"eval-{folder.name}"
         result = run_s2f(
             "eval",

@@ -220,9 +220,10 @@ def test_missing_sections_do_not_crash(tmp_path):
     assert parser.errors == [] and parser.stack == []
     assert metrics["plots"] == {}
     assert "<img" not in text
-    assert text.count("Skipped: not computed") == 5
+    assert text.count("Skipped: not computed") == 6  # the five, and the real voices
     summary = summary_table(metrics)
     assert "retrieval: skipped (not computed)" in summary
+    assert "real voices: skipped (not computed)" in summary
 
 
 def test_pooled_retrieval_table_and_unsafe_gallery_paths(tmp_path):
