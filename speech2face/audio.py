@@ -60,6 +60,14 @@ RESAMPLE_ROLLOFF = 0.99  # cutoff as a fraction of the lower rate's Nyquist freq
 # evaluates the same filter at each output sample's own phase instead: 2 * margin + 1 weights
 # a sample, whatever the rates' ratio (see _resample_by_phase).
 RESAMPLE_BANK_LIMIT = 1 << 20  # weights: 4 MB in float32
+# The file rates load_audio reads (in Hz; others are refused in one line before any decoding).
+# Under 1 kHz a recording keeps nothing of a voice above 500 Hz, where its formants are, and
+# each native sample becomes 16 or more at 16 kHz; 384 kHz is the highest rate audio hardware
+# and formats use (DXD's 352.8 kHz, 384 kHz converters), and the filter's half-width grows
+# with the rate (146 native samples at 384 kHz). Within these bounds resampling holds at most
+# about 6 million weights (4.7 million from 383,999 Hz to 16 kHz: 16,000 phases x 293 taps).
+MIN_SAMPLE_RATE = 1_000
+MAX_SAMPLE_RATE = 384_000
 
 # After a seek, containers decode from this far before the first wanted sample, so that codecs
 # whose frames overlap give there what a decode from the start gives: the larger of Opus's
@@ -84,6 +92,8 @@ _SOUNDFILE_MAGIC = (
 __all__ = [
     "CLIP_SECONDS",
     "HOP_LENGTH",
+    "MAX_SAMPLE_RATE",
+    "MIN_SAMPLE_RATE",
     "MIN_VOICE_SECONDS",
     "N_FFT",
     "N_FRAMES",
@@ -158,7 +168,8 @@ def load_audio(
         path: wav (8/16/24/32-bit int or float), flac, ogg, mp3 via soundfile; the audio
             track of mp4/m4a/mov/webm/mkv (or anything else FFmpeg reads) via PyAV.
         sample_rate: output rate in Hz; other rates are resampled with a band-limited
-            (windowed-sinc) resampler, :func:`resample`.
+            (windowed-sinc) resampler, :func:`resample`. Files (and ``sample_rate``) must be
+            within :data:`MIN_SAMPLE_RATE` to :data:`MAX_SAMPLE_RATE` (1 to 384 kHz).
         max_seconds: keep at most ``round(max_seconds * sample_rate)`` samples after the
             offset; only that part of the file (plus the resampler's margin) is decoded.
         offset_seconds: where to start, in seconds from sample 0.
@@ -169,15 +180,17 @@ def load_audio(
     Raises:
         AudioError: with a one-line message naming the file, for any unreadable input (a
             file whose contents are in no format libsndfile or FFmpeg reads: "not an audio
-            file"). Decoders' notes on the C-level stderr (libmpg123's) are not shown.
+            file"; a rate outside the range above, before any sample is decoded). Decoders'
+            notes on the C-level stderr (libmpg123's) are not shown.
     """
     path = Path(path)
     if max_seconds is not None and not (math.isfinite(max_seconds) and max_seconds > 0):
         raise AudioError(f"{path}: max_seconds must be a positive number, got {max_seconds}")
     if not (math.isfinite(offset_seconds) and offset_seconds >= 0):
         raise AudioError(f"{path}: offset_seconds must be a number >= 0, got {offset_seconds}")
-    if int(sample_rate) != sample_rate or sample_rate <= 0:
-        raise AudioError(f"{path}: sample_rate must be a positive integer, got {sample_rate}")
+    if int(sample_rate) != sample_rate or not MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE:
+        message = f"sample_rate must be an integer from {MIN_SAMPLE_RATE} to {MAX_SAMPLE_RATE}"
+        raise AudioError(f"{path}: {message} Hz, got {sample_rate}")
     sample_rate = int(sample_rate)
     if max_seconds is not None and round(max_seconds * sample_rate) == 0:
         message = f"max_seconds={max_seconds} is less than one sample at {sample_rate} Hz"
@@ -189,7 +202,10 @@ def load_audio(
     if path.stat().st_size == 0:
         raise AudioError(f"{path}: file is empty")
 
-    def plan(native_rate: int) -> _Cut:
+    def plan(native_rate: int) -> _Cut:  # called once the rate is known, before decoding
+        if not MIN_SAMPLE_RATE <= native_rate <= MAX_SAMPLE_RATE:
+            bounds = f"{MIN_SAMPLE_RATE} to {MAX_SAMPLE_RATE} Hz"
+            raise AudioError(f"{path}: sample rate {native_rate} Hz is outside {bounds}")
         return _plan_cut(native_rate, sample_rate, max_seconds, offset_seconds)
 
     if path.suffix.lower() in _SOUNDFILE_SUFFIXES and _soundfile_reads(path):

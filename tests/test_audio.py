@@ -482,6 +482,38 @@ print(peak_kib() - before)
     assert int(result.stdout) < 100 * 1024, result.stdout  # KiB: under 100 MiB more
 
 
+@pytest.mark.parametrize("rate", [999, 384_001, 1_000_003])
+@pytest.mark.parametrize("suffix", [".wav", ".audio"])
+def test_rates_outside_the_range_are_refused_in_one_line(tmp_path, monkeypatch, rate, suffix):
+    """libsndfile (.wav) and FFmpeg (any other name) read the header's rate; the file is
+    refused before any sample is decoded or resampled."""
+    from tests.media import write_pcm16_wav
+
+    path = write_pcm16_wav(tmp_path / f"odd{suffix}", tone(440.0, 4_000 / rate, rate), rate)
+    assert path.stat().st_size == 8_044
+
+    def no_resampling(*args):
+        raise AssertionError("resampled")
+
+    monkeypatch.setattr(audio, "resample", no_resampling)
+    with pytest.raises(AudioError) as info:
+        load_audio(path)
+    message = str(info.value)
+    assert message == f"{path}: sample rate {rate} Hz is outside 1000 to 384000 Hz", message
+    assert (audio.MIN_SAMPLE_RATE, audio.MAX_SAMPLE_RATE) == (1_000, 384_000)
+
+
+def test_the_range_bounds_are_read(tmp_path):
+    for rate, samples in ((1_000, 500), (384_000, 38_400)):  # half a second, 0.1 s
+        path = tmp_path / f"edge{rate}.wav"
+        sf.write(path, tone(200.0, samples / rate, rate), rate, subtype="PCM_16")
+        wav = load_audio(path)
+        assert wav.shape == (samples * 16_000 // rate,)
+        assert dominant_frequency(wav.numpy(), 16_000) == pytest.approx(200.0, abs=5.0)
+    with pytest.raises(AudioError, match="sample_rate must be an integer from 1000 to 384000"):
+        load_audio(path, sample_rate=384_001)
+
+
 # --------------------------------------------------------------------------- where sample 0 is
 
 START_RATE = 16_000
