@@ -1,11 +1,14 @@
-"""Audio front end: spectrogram throughput and ``load_audio`` real-time factor.
+"""Audio front end: spectrogram throughput, ``load_audio`` real-time factor, and resampling
+at rates that share no factor with 16 kHz.
 
 Reference for the spectrogram: a vectorised NumPy implementation of the same transform
-(strided frames, periodic Hann, ``rfft(n=512)``, power law), timed in the same run.
+(strided frames, periodic Hann, ``rfft(n=512)``, power law), timed in the same run; for the
+odd rates, the ordinary rate beside each (48,001 Hz against 48 kHz), timed in the same run.
 """
 
 from __future__ import annotations
 
+import math
 import tempfile
 from pathlib import Path
 
@@ -14,10 +17,13 @@ import soundfile as sf
 import torch
 
 from benchmarks.common import best_time
+from speech2face import audio
 from speech2face.audio import HOP_LENGTH, N_FFT, N_SAMPLES, WIN_LENGTH, load_audio, spectrogram
 
 BATCH = 64
 LONG_SECONDS = 60.0
+# (ordinary rate, odd rate beside it): torchaudio's filter bank against resampling by phase.
+RATE_PAIRS = ((48_000, 48_001), (44_100, 44_101), (22_050, 16_001))
 
 
 def numpy_spectrogram(wav: np.ndarray) -> np.ndarray:
@@ -73,9 +79,35 @@ def bench_load() -> None:
             )
 
 
+def filter_weights(rate: int) -> int:
+    """Filter weights :func:`speech2face.audio.resample` holds for ``rate`` to 16 kHz."""
+    bank = audio._bank_size(rate, 16_000)
+    if bank <= audio.RESAMPLE_BANK_LIMIT:
+        return bank
+    up = 16_000 // math.gcd(rate, 16_000)  # phases tabled once the output holds them all
+    return up * (2 * audio.resample_margin(rate) + 1)
+
+
+def bench_rates() -> None:
+    rng = np.random.default_rng(2)
+    print(f"resample, {LONG_SECONDS:.0f} s -> 16 kHz, odd rates against the ordinary one beside:")
+    for ordinary, odd in RATE_PAIRS:
+        times = {}
+        for rate in (ordinary, odd):
+            wav = torch.from_numpy(rng.uniform(-0.5, 0.5, int(LONG_SECONDS * rate))).float()
+            times[rate] = best_time(lambda w=wav, r=rate: audio.resample(w, r, 16_000), repeats=2)
+            speed = LONG_SECONDS / times[rate]
+            print(
+                f"  {rate:>6} Hz  {times[rate]:7.3f} s  {speed:6.0f}x real time"
+                f"  ({filter_weights(rate):,} filter weights)"
+            )
+        print(f"  ratio ({odd} / {ordinary} Hz)  {times[odd] / times[ordinary]:6.2f}x")
+
+
 def main() -> None:
     bench_spectrogram()
     bench_load()
+    bench_rates()
 
 
 if __name__ == "__main__":

@@ -52,6 +52,22 @@ MIN_VOICE_SECONDS = 1.0
 # 7 at 8 kHz (6 * 8000 / 7920 = 6.06); see resample_margin().
 RESAMPLE_ZERO_CROSSINGS = 6  # sinc zero crossings on each side of the filter's centre
 RESAMPLE_ROLLOFF = 0.99  # cutoff as a fraction of the lower rate's Nyquist frequency
+# torchaudio evaluates that filter once per output phase over a whole period of the two rates,
+# a bank of (new / g) x (2 * margin + native / g) weights, g = gcd(native, new): 160 x 475 =
+# 76,000 for 44.1 kHz to 16 kHz, 640 x 455 = 291,200 for 11.025 kHz (the largest of the usual
+# rates), but 16,000 x 48,039 = 769 million for 48,001 Hz, which shares no factor with 16 kHz
+# (3 GB, and 13 GB of s2f-infer's memory at its peak). Above this many weights, resample()
+# evaluates the same filter at each output sample's own phase instead: 2 * margin + 1 weights
+# a sample, whatever the rates' ratio (see _resample_by_phase).
+RESAMPLE_BANK_LIMIT = 1 << 20  # weights: 4 MB in float32
+# The file rates load_audio reads (in Hz; others are refused in one line before any decoding).
+# Under 1 kHz a recording keeps nothing of a voice above 500 Hz, where its formants are, and
+# each native sample becomes 16 or more at 16 kHz; 384 kHz is the highest rate audio hardware
+# and formats use (DXD's 352.8 kHz, 384 kHz converters), and the filter's half-width grows
+# with the rate (146 native samples at 384 kHz). Within these bounds resampling holds at most
+# about 6 million weights (4.7 million from 383,999 Hz to 16 kHz: 16,000 phases x 293 taps).
+MIN_SAMPLE_RATE = 1_000
+MAX_SAMPLE_RATE = 384_000
 
 # After a seek, containers decode from this far before the first wanted sample, so that codecs
 # whose frames overlap give there what a decode from the start gives: the larger of Opus's
@@ -76,12 +92,15 @@ _SOUNDFILE_MAGIC = (
 __all__ = [
     "CLIP_SECONDS",
     "HOP_LENGTH",
+    "MAX_SAMPLE_RATE",
+    "MIN_SAMPLE_RATE",
     "MIN_VOICE_SECONDS",
     "N_FFT",
     "N_FRAMES",
     "N_FREQ",
     "N_SAMPLES",
     "POWER_LAW",
+    "RESAMPLE_BANK_LIMIT",
     "RESAMPLE_ROLLOFF",
     "RESAMPLE_ZERO_CROSSINGS",
     "SAMPLE_RATE",
@@ -126,7 +145,8 @@ def load_audio(
     (``o * native_rate`` need not be whole). Only the native samples the resampler needs are
     decoded: from a whole period before that position (a multiple of ``native_rate / g``
     native samples, which resample to ``sr / g`` output samples on the whole file's grid,
-    ``g = gcd(native_rate, sr)``: 441 -> 160 for 44.1 kHz to 16 kHz) with at least
+    ``g = gcd(native_rate, sr)``: 441 -> 160 for 44.1 kHz to 16 kHz, at most a second:
+    48,001 -> 16,000 for 48,001 Hz) with at least
     :func:`resample_margin` samples to spare, or from the file's start, to
     :func:`resample_margin` samples past the last kept one, or the file's end; the resampled
     read is then trimmed to the cut. The file's ends are zero-padded in both reads alike.
@@ -148,7 +168,8 @@ def load_audio(
         path: wav (8/16/24/32-bit int or float), flac, ogg, mp3 via soundfile; the audio
             track of mp4/m4a/mov/webm/mkv (or anything else FFmpeg reads) via PyAV.
         sample_rate: output rate in Hz; other rates are resampled with a band-limited
-            (windowed-sinc) resampler, :func:`resample`.
+            (windowed-sinc) resampler, :func:`resample`. Files (and ``sample_rate``) must be
+            within :data:`MIN_SAMPLE_RATE` to :data:`MAX_SAMPLE_RATE` (1 to 384 kHz).
         max_seconds: keep at most ``round(max_seconds * sample_rate)`` samples after the
             offset; only that part of the file (plus the resampler's margin) is decoded.
         offset_seconds: where to start, in seconds from sample 0.
@@ -159,15 +180,17 @@ def load_audio(
     Raises:
         AudioError: with a one-line message naming the file, for any unreadable input (a
             file whose contents are in no format libsndfile or FFmpeg reads: "not an audio
-            file"). Decoders' notes on the C-level stderr (libmpg123's) are not shown.
+            file"; a rate outside the range above, before any sample is decoded). Decoders'
+            notes on the C-level stderr (libmpg123's) are not shown.
     """
     path = Path(path)
     if max_seconds is not None and not (math.isfinite(max_seconds) and max_seconds > 0):
         raise AudioError(f"{path}: max_seconds must be a positive number, got {max_seconds}")
     if not (math.isfinite(offset_seconds) and offset_seconds >= 0):
         raise AudioError(f"{path}: offset_seconds must be a number >= 0, got {offset_seconds}")
-    if int(sample_rate) != sample_rate or sample_rate <= 0:
-        raise AudioError(f"{path}: sample_rate must be a positive integer, got {sample_rate}")
+    if int(sample_rate) != sample_rate or not MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE:
+        message = f"sample_rate must be an integer from {MIN_SAMPLE_RATE} to {MAX_SAMPLE_RATE}"
+        raise AudioError(f"{path}: {message} Hz, got {sample_rate}")
     sample_rate = int(sample_rate)
     if max_seconds is not None and round(max_seconds * sample_rate) == 0:
         message = f"max_seconds={max_seconds} is less than one sample at {sample_rate} Hz"
@@ -179,7 +202,10 @@ def load_audio(
     if path.stat().st_size == 0:
         raise AudioError(f"{path}: file is empty")
 
-    def plan(native_rate: int) -> _Cut:
+    def plan(native_rate: int) -> _Cut:  # called once the rate is known, before decoding
+        if not MIN_SAMPLE_RATE <= native_rate <= MAX_SAMPLE_RATE:
+            bounds = f"{MIN_SAMPLE_RATE} to {MAX_SAMPLE_RATE} Hz"
+            raise AudioError(f"{path}: sample rate {native_rate} Hz is outside {bounds}")
         return _plan_cut(native_rate, sample_rate, max_seconds, offset_seconds)
 
     if path.suffix.lower() in _SOUNDFILE_SUFFIXES and _soundfile_reads(path):
@@ -221,18 +247,109 @@ def resample(wav: torch.Tensor, orig_rate: int, new_rate: int) -> torch.Tensor:
     torchaudio's Hann-windowed sinc with :data:`RESAMPLE_ZERO_CROSSINGS` and
     :data:`RESAMPLE_ROLLOFF`; output sample ``j`` is the input at position
     ``j * orig_rate / new_rate``, zero-padded beyond both ends.
-    """
-    import torchaudio.functional as AF
 
+    Rates whose filter bank would hold more than :data:`RESAMPLE_BANK_LIMIT` weights (rates
+    sharing few factors: 48,001 Hz to 16 kHz) are resampled by the same filter evaluated at
+    each output sample's phase (:func:`_resample_by_phase`), in memory and time that do not
+    grow with the rates' ratio. Its weights are computed in float64: on float64 input the two
+    ways agree to 1e-13; on float32 input in [-1, 1] it lies within 3e-7 of the exact filter,
+    where torchaudio's float32 bank is off by up to 4e-5 (11.025 kHz; 8e-6 at 44.1 kHz).
+    """
+    orig_rate, new_rate = int(orig_rate), int(new_rate)
+    if orig_rate <= 0 or new_rate <= 0:
+        raise ValueError(f"sample rates must be positive, got {orig_rate} and {new_rate}")
     if orig_rate == new_rate:
         return wav
+    if not wav.is_floating_point():
+        raise TypeError(f"resample needs floating-point samples, got {wav.dtype}")
+    if _bank_size(orig_rate, new_rate) > RESAMPLE_BANK_LIMIT:
+        return _resample_by_phase(wav, orig_rate, new_rate)
+    import torchaudio.functional as AF
+
     return AF.resample(
         wav,
-        int(orig_rate),
-        int(new_rate),
+        orig_rate,
+        new_rate,
         lowpass_filter_width=RESAMPLE_ZERO_CROSSINGS,
         rolloff=RESAMPLE_ROLLOFF,
     )
+
+
+def _bank_size(orig_rate: int, new_rate: int) -> int:
+    """Weights in torchaudio's filter bank for these rates: ``(new / g) x (2 * margin +
+    orig / g)``, ``g = gcd(orig, new)`` (see :data:`RESAMPLE_BANK_LIMIT`)."""
+    g = math.gcd(orig_rate, new_rate)
+    return new_rate // g * (2 * resample_margin(orig_rate, new_rate) + orig_rate // g)
+
+
+# Elements of the (..., J, taps) products _resample_by_phase forms at a time: 4 MB in float32.
+_RESAMPLE_CHUNK = 1 << 20
+
+
+def _resample_by_phase(wav: torch.Tensor, orig_rate: int, new_rate: int) -> torch.Tensor:
+    """:func:`resample`'s filter at each output sample's phase: ``(..., T) -> (..., T')``.
+
+    Output sample ``j`` lies at input position ``x = j * down / up`` (``down / up`` the
+    rates' reduced ratio), ``floor(x) + r / up``; it weighs the ``2 * margin + 1`` input
+    samples ``floor(x) - margin ... floor(x) + margin`` (:func:`resample_margin`) by
+    :func:`_sinc_weights` of its phase ``r``. Once the output holds every phase, their
+    weights are tabled (``up x (2 * margin + 1)``: 16,000 x 39 for 48,001 Hz to 16 kHz);
+    shorter outputs evaluate their own. Outputs are formed ``_RESAMPLE_CHUNK`` products at a
+    time. The phases, and so the weights, repeat every ``up`` outputs (``down`` inputs): a
+    read starting ``k * down`` input samples later gives the same values, as
+    :func:`load_audio`'s cuts need.
+    """
+    g = math.gcd(orig_rate, new_rate)
+    down, up = orig_rate // g, new_rate // g
+    margin = resample_margin(orig_rate, new_rate)
+    taps = 2 * margin + 1
+    length = wav.shape[-1]
+    out_length = -(-length * up // down)  # ceil(T * up / down)
+    flat = wav.reshape(-1, length)  # (B, T)
+    batch = flat.shape[0]
+    out = flat.new_empty(batch, out_length)  # (B, T')
+    if out.numel() == 0:
+        return out.reshape(*wav.shape[:-1], out_length)
+    windows = torch.nn.functional.pad(flat, (margin, margin)).unfold(-1, taps, 1)  # (B, T, taps)
+    step = max(1, _RESAMPLE_CHUNK // (batch * taps))  # output samples at a time
+    table = None
+    if out_length >= up:
+        table = torch.empty(up, taps, dtype=wav.dtype, device=wav.device)  # (up, taps)
+        for start in range(0, up, step):
+            phases = torch.arange(start, min(start + step, up), device=wav.device)
+            table[start : start + step] = _sinc_weights(phases, down, up, margin)
+    for start in range(0, out_length, step):
+        stop = min(start + step, out_length)
+        position = torch.arange(start, stop, device=wav.device) * down  # (J,) x * up
+        first, phase = position // up, position % up  # (J,): floor(x), r
+        if table is not None:
+            weights = table[phase]  # (J, taps)
+        else:
+            weights = _sinc_weights(phase, down, up, margin).to(wav.dtype)
+        # windows[:, i] holds input samples i - margin ... i + margin
+        out[:, start:stop] = (windows[:, first] * weights).sum(-1)  # (B, J, taps) -> (B, J)
+    return out.reshape(*wav.shape[:-1], out_length)
+
+
+def _sinc_weights(phase: torch.Tensor, down: int, up: int, margin: int) -> torch.Tensor:
+    """torchaudio's Hann-windowed sinc at ``phase`` ``(P,)``: ``(P, 2 * margin + 1)`` float64.
+
+    Row ``r`` weighs the input samples ``floor(x) - margin ... floor(x) + margin`` around an
+    output at input position ``x = floor(x) + r / up`` (``down`` input samples span ``up``
+    output samples). The filter's zero crossings are ``down / cutoff`` input samples apart,
+    ``cutoff = RESAMPLE_ROLLOFF * min(down, up)``; it spans :data:`RESAMPLE_ZERO_CROSSINGS`
+    of them on each side, with a ``cos^2`` window, and sums to about 1 (gain
+    ``cutoff / down``).
+    """
+    cutoff = RESAMPLE_ROLLOFF * min(down, up)
+    offsets = torch.arange(-margin, margin + 1, device=phase.device)  # (taps,)
+    distance = offsets * up - phase[:, None]  # (P, taps): (input sample - x) * up, exact
+    t = distance.double() * cutoff / (down * up)  # in zero crossings of the sinc
+    t = t.clamp_(-RESAMPLE_ZERO_CROSSINGS, RESAMPLE_ZERO_CROSSINGS)
+    window = torch.cos(t * (math.pi / (2 * RESAMPLE_ZERO_CROSSINGS))).square_()
+    angle = t * math.pi
+    sinc = torch.where(t == 0, 1.0, torch.sin(angle) / angle)
+    return sinc * window * (cutoff / down)
 
 
 def resample_margin(native_rate: int, sample_rate: int = SAMPLE_RATE) -> int:

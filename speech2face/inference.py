@@ -514,7 +514,13 @@ def _read(source: str | os.PathLike | tuple[Any, int]) -> tuple[str, Tensor]:
     ``(waveform, sample_rate)`` pair."""
     import torch
 
-    from speech2face.audio import SAMPLE_RATE, load_audio, resample
+    from speech2face.audio import (
+        MAX_SAMPLE_RATE,
+        MIN_SAMPLE_RATE,
+        SAMPLE_RATE,
+        load_audio,
+        resample,
+    )
 
     if isinstance(source, (str, os.PathLike)):
         return os.fspath(source), load_audio(source, SAMPLE_RATE)
@@ -528,8 +534,10 @@ def _read(source: str | os.PathLike | tuple[Any, int]) -> tuple[str, Tensor]:
         raise InferenceError(f"{_WAVEFORM}: a waveform is (L,), got shape {tuple(wav.shape)}")
     if not wav.is_floating_point():
         raise InferenceError(f"{_WAVEFORM}: samples must be floats in [-1, 1], got {wav.dtype}")
-    if isinstance(rate, bool) or int(rate) != rate or rate <= 0:
-        raise InferenceError(f"{_WAVEFORM}: the sample rate must be a positive integer: {rate}")
+    whole = not isinstance(rate, bool) and int(rate) == rate
+    if not (whole and MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE):
+        bounds = f"an integer from {MIN_SAMPLE_RATE} to {MAX_SAMPLE_RATE} Hz"
+        raise InferenceError(f"{_WAVEFORM}: the sample rate must be {bounds}: {rate}")
     if wav.numel() == 0:
         raise InferenceError(f"{_WAVEFORM}: contains no audio samples")
     if not bool(torch.isfinite(wav).all()):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,16 @@ def dominant_frequency(wav: np.ndarray, rate: int) -> float:
     """Frequency (Hz) of the strongest FFT bin of ``wav`` ``(T,)``."""
     spectrum = np.abs(np.fft.rfft(wav * np.hanning(len(wav))))
     return float(np.argmax(spectrum) * rate / len(wav))
+
+
+def write_pcm16_wav(path: Path, audio: np.ndarray, rate: int) -> Path:
+    """Write ``audio`` ``(T,)`` in [-1, 1] as a 16-bit mono PCM wav whose header says ``rate``
+    Hz, whatever the rate: the 44-byte RIFF header written by hand."""
+    pcm = np.round(np.clip(audio, -1.0, 1.0) * 32767).astype("<i2").tobytes()
+    fmt = struct.pack("<4sIHHIIHH", b"fmt ", 16, 1, 1, rate, 2 * rate, 2, 16)
+    riff = struct.pack("<4sI4s", b"RIFF", 4 + len(fmt) + 8 + len(pcm), b"WAVE")
+    path.write_bytes(riff + fmt + struct.pack("<4sI", b"data", len(pcm)) + pcm)
+    return path
 
 
 def write_av(

@@ -273,12 +273,14 @@ def whole_file_cut(full: torch.Tensor, offset: float, seconds: float | None) -> 
     return full[first:] if seconds is None else full[first : first + round(seconds * 16_000)]
 
 
-@pytest.mark.parametrize("rate", [44_100, 48_000, 22_050, 8_000, 16_000])
+@pytest.mark.parametrize("rate", [44_100, 48_000, 22_050, 8_000, 16_000, 44_101, 16_001])
 @pytest.mark.parametrize("suffix", [".wav", ".mov"])
 def test_a_cut_is_the_whole_file_resampled_then_cut(tmp_path, rate, suffix):
     """Resampling only the decoded part must not change its edges: each cut equals the
     whole file resampled and then cut, for the soundfile path (.wav) and the PyAV path
-    (.mov with 16-bit PCM: lossless, with timestamps counted in samples)."""
+    (.mov with 16-bit PCM: lossless, with timestamps counted in samples), and for rates
+    resampled phase by phase (44,101 and 16,001 Hz share no factor with 16 kHz: a period is
+    a second of the file)."""
     path = tmp_path / f"sweep{suffix}"
     signal = sweep_and_noise(rate)
     if suffix == ".wav":
@@ -313,18 +315,30 @@ def test_an_aac_cut_matches_the_whole_file_decode(tmp_path, suffix, rate):
 
 
 @pytest.mark.parametrize(
-    "rate, margin", [(44_100, 17), (48_000, 19), (22_050, 9), (8_000, 7), (16_000, 0)]
+    "rate, margin",
+    [
+        (44_100, 17),
+        (48_000, 19),
+        (22_050, 9),
+        (8_000, 7),
+        (16_000, 0),
+        (44_101, 17),  # resampled phase by phase
+        (48_001, 19),
+        (16_001, 7),
+    ],
 )
 def test_resample_margin_is_the_resampling_filters_reach(rate, margin):
     """An impulse at native sample m reaches output samples j with |j * rate / 16000 - m|
-    at most the margin, and at least one sample less (the margin is tight)."""
+    at most the margin, and at least one sample less (the margin is tight). Impulses at a
+    period of native samples cover the filter's phases (a second of the file at the odd
+    rates: 97 impulses there)."""
     assert resample_margin(rate) == margin
     if rate == 16_000:
         return
     period = rate // math.gcd(rate, 16_000)  # native samples per repeat of the filter phases
     length = rate // 10
     reach = 0.0
-    for m in range(length // 2, length // 2 + period):
+    for m in range(length // 2, length // 2 + (period if period <= 441 else 97)):
         impulse = torch.zeros(length, dtype=torch.float64)  # (T,)
         impulse[m] = 1.0
         taps = torch.nonzero(resample(impulse, rate, 16_000).abs() > 1e-12).flatten()
@@ -354,6 +368,150 @@ def test_a_seek_that_lands_late_falls_back_to_decoding_from_the_start(tmp_path, 
     got = load_audio(path, max_seconds=0.5, offset_seconds=1.0)
     assert len(opened) == 2  # the seek, then the decode from the start
     torch.testing.assert_close(got, full[16_000:24_000], rtol=0, atol=1e-6)
+
+
+# --------------------------------------------------------------------------- any rate
+
+ORDINARY_RATES = [8_000, 11_025, 12_000, 22_050, 24_000, 32_000, 44_100, 48_000, 96_000, 384_000]
+ODD_RATES = [16_001, 44_101, 48_001]  # no factor in common with 16 kHz
+
+
+def band_limited_reference(x: np.ndarray, orig: int, new: int) -> np.ndarray:
+    """The resampler's defining formula, evaluated densely in float64 NumPy: output ``j`` is
+    ``sum_i x[i] h(i / orig - j / new)``, ``h(s) = c / orig * sinc(c s) * cos^2(pi c s / 12)``
+    for ``|c s| < 6`` (0 beyond), ``c = 0.99 * min(orig, new)`` Hz the cutoff. ``(T,) ->
+    (ceil(T * new / orig),)``."""
+    cutoff = 0.99 * min(orig, new)
+    out = np.arange(math.ceil(len(x) * new / orig))
+    t = (np.arange(len(x))[None, :] / orig - out[:, None] / new) * cutoff  # (T', T)
+    window = np.where(np.abs(t) < 6, np.cos(np.pi * t / 12) ** 2, 0.0)
+    return (np.sinc(t) * window * cutoff / orig) @ x
+
+
+@pytest.mark.parametrize("rate", ORDINARY_RATES)
+def test_ordinary_rates_keep_torchaudios_resampler_bit_for_bit(rate):
+    import torchaudio.functional as AF
+
+    x = torch.from_numpy(sweep_and_noise(rate)[: rate // 2]).float()  # (T,)
+    expected = AF.resample(x, rate, 16_000, lowpass_filter_width=6, rolloff=0.99)
+    assert audio._bank_size(rate, 16_000) <= audio.RESAMPLE_BANK_LIMIT
+    assert torch.equal(resample(x, rate, 16_000), expected)
+
+
+@pytest.mark.parametrize("rate", [8_000, 11_025, 22_050, 44_100, 48_000, 96_000])
+def test_resampling_by_phase_is_torchaudios_filter(rate):
+    """The per-phase path, forced on the usual rates, gives torchaudio's output: to 1e-13 in
+    float64, and in float32 within torchaudio's own round-off (its float32 bank is up to 4e-5
+    from the float64 filter at 11.025 kHz, where the per-phase path stays within 1e-6)."""
+    import torchaudio.functional as AF
+
+    x = torch.from_numpy(sweep_and_noise(rate)[: rate // 2])  # (T,) float64
+    exact = AF.resample(x, rate, 16_000, lowpass_filter_width=6, rolloff=0.99)
+    by_phase = audio._resample_by_phase(x, rate, 16_000)
+    torch.testing.assert_close(by_phase, exact, rtol=0, atol=1e-13)
+    by_phase32 = audio._resample_by_phase(x.float(), rate, 16_000)
+    torch.testing.assert_close(by_phase32, exact.float(), rtol=0, atol=1e-6)
+    bank32 = AF.resample(x.float(), rate, 16_000, lowpass_filter_width=6, rolloff=0.99)
+    torch.testing.assert_close(by_phase32, bank32, rtol=0, atol=1e-4)
+
+
+@pytest.mark.parametrize("rate", [*ODD_RATES, 1_001, 383_999])
+def test_odd_rates_follow_the_band_limited_interpolation_formula(rate):
+    """Rates whose filter bank would be too large (48,001 Hz: 769 million weights) are
+    resampled phase by phase; the result is the defining formula's, evaluated densely, with
+    the batch dimensions kept."""
+    assert audio._bank_size(rate, 16_000) > audio.RESAMPLE_BANK_LIMIT
+    length = 3_000 if rate > 16_000 else 300  # the reference holds (T', T) weights
+    x = np.random.default_rng(rate).uniform(-1, 1, length)
+    expected = band_limited_reference(x, rate, 16_000)
+    got = resample(torch.from_numpy(x), rate, 16_000)
+    np.testing.assert_allclose(got.numpy(), expected, rtol=0, atol=1e-12)
+    batch = torch.from_numpy(np.stack([x, -x, 0.5 * x])).float()[None]  # (1, 3, T)
+    got = resample(batch, rate, 16_000)
+    assert got.shape == (1, 3, len(expected)) and got.dtype == torch.float32
+    np.testing.assert_allclose(got[0, 1].numpy(), -expected, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("rate", ODD_RATES)
+def test_odd_rates_keep_tones_and_suppress_aliases(rate):
+    """A tone in the pass band comes out at its frequency and amplitude, one above the new
+    Nyquist frequency (8 kHz) is suppressed, and the output agrees with SciPy's polyphase
+    resampler (a Kaiser-windowed filter of its own) on a mix of tones: the differences are
+    the two filters' pass-band ripples."""
+    from scipy.signal import resample_poly
+
+    inner = slice(100, -100)  # away from the zero-padded ends
+    for freq in (440.0, 3_000.0):
+        got = resample(torch.from_numpy(tone(freq, 1.0, rate)), rate, 16_000).numpy()
+        assert got.shape == (16_000,)
+        np.testing.assert_allclose(got[inner], tone(freq, 1.0, 16_000)[inner], atol=1e-3)
+        assert dominant_frequency(got, 16_000) == pytest.approx(freq, abs=1.0)
+    if rate > 24_000:  # 16,001 Hz holds nothing above 8 kHz
+        alias = resample(torch.from_numpy(tone(12_000.0, 1.0, rate)), rate, 16_000).numpy()
+        assert np.abs(alias[inner]).max() < 2e-3  # 0.5 in, under -48 dB out (it'd be 4 kHz)
+    t = np.arange(rate) / rate
+    mix = sum(0.1 * np.sin(2 * np.pi * f * t + f) for f in (150, 700, 1_900, 3_300, 5_100))
+    got = resample(torch.from_numpy(mix), rate, 16_000).numpy()
+    np.testing.assert_allclose(got[inner], resample_poly(mix, 16_000, rate)[inner], atol=2e-3)
+
+
+def test_odd_rates_resample_in_bounded_memory():
+    """A fresh process resampling 3 s at each odd rate (torchaudio's banks: 256, 706 and 769
+    million weights, 4.8 to 13 GB at their peak in s2f-infer) gains little resident memory
+    over the same at 48 kHz: the per-phase path holds a table of 16,000 x (2 * margin + 1)
+    weights and products of about a million elements at a time."""
+    script = f"""
+import resource
+import torch
+from speech2face.audio import resample
+
+def peak_kib():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+resample(torch.rand(3 * 48_000) - 0.5, 48_000, 16_000)
+before = peak_kib()
+for rate in {ODD_RATES}:
+    assert resample(torch.rand(3 * rate) - 0.5, rate, 16_000).shape == (48_000,)
+print(peak_kib() - before)
+"""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert int(result.stdout) < 100 * 1024, result.stdout  # KiB: under 100 MiB more
+
+
+@pytest.mark.parametrize("rate", [999, 384_001, 1_000_003])
+@pytest.mark.parametrize("suffix", [".wav", ".audio"])
+def test_rates_outside_the_range_are_refused_in_one_line(tmp_path, monkeypatch, rate, suffix):
+    """libsndfile (.wav) and FFmpeg (any other name) read the header's rate; the file is
+    refused before any sample is decoded or resampled."""
+    from tests.media import write_pcm16_wav
+
+    path = write_pcm16_wav(tmp_path / f"odd{suffix}", tone(440.0, 4_000 / rate, rate), rate)
+    assert path.stat().st_size == 8_044
+
+    def no_resampling(*args):
+        raise AssertionError("resampled")
+
+    monkeypatch.setattr(audio, "resample", no_resampling)
+    with pytest.raises(AudioError) as info:
+        load_audio(path)
+    message = str(info.value)
+    assert message == f"{path}: sample rate {rate} Hz is outside 1000 to 384000 Hz", message
+    assert (audio.MIN_SAMPLE_RATE, audio.MAX_SAMPLE_RATE) == (1_000, 384_000)
+
+
+def test_the_range_bounds_are_read(tmp_path):
+    for rate, samples in ((1_000, 500), (384_000, 38_400)):  # half a second, 0.1 s
+        path = tmp_path / f"edge{rate}.wav"
+        sf.write(path, tone(200.0, samples / rate, rate), rate, subtype="PCM_16")
+        wav = load_audio(path)
+        assert wav.shape == (samples * 16_000 // rate,)
+        assert dominant_frequency(wav.numpy(), 16_000) == pytest.approx(200.0, abs=5.0)
+    with pytest.raises(AudioError, match="sample_rate must be an integer from 1000 to 384000"):
+        load_audio(path, sample_rate=384_001)
 
 
 # --------------------------------------------------------------------------- where sample 0 is

@@ -34,9 +34,10 @@ the model:
   which 'make demo' / 's2f-demo' installs.
 
 audio:
-  Any format and rate (wav, flac, ogg, mp3, m4a, the audio of mp4/mov/webm). Silence is
-  found and left out; recordings longer than the model's window (6 s for the paper's) are
-  cut into windows whose predictions are averaged, shorter ones (down to 1 s) are tiled.
+  Any format (wav, flac, ogg, mp3, m4a, the audio of mp4/mov/webm) at any rate from 1 kHz
+  to 384 kHz. Silence is found and left out; recordings longer than the model's window (6 s
+  for the paper's) are cut into windows whose predictions are averaged, shorter ones (down
+  to 1 s) are tiled.
 
 exit status:
   0 all done; 2 an input (or the checkpoint) failed, nothing written for it; with several

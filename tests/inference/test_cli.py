@@ -18,7 +18,7 @@ from speech2face.audio import load_audio, spectrogram
 from speech2face.cli.infer import main
 from speech2face.inference import install_default
 from tests.inference.conftest import ERROR, buzz, error_lines, infer, voice
-from tests.media import write_av
+from tests.media import write_av, write_pcm16_wav
 
 RATE = 16_000
 WINDOW = 48_000  # the tests' checkpoint: 3 s windows
@@ -145,6 +145,35 @@ def test_short_audio_is_tiled(artist, checkpoint, tmp_path, capsys):
     tiled = torch.from_numpy(np.tile(wav, 2).astype(np.float32))
     expected = direct_feature(artist, tiled, [0.0])
     np.testing.assert_allclose(np.load(tmp_path / "short.npy"), expected, atol=1e-5)
+
+
+def test_header_rates_sharing_no_factor_with_16k_answer_in_one_line(checkpoint, tmp_path):
+    """8 KB wavs (4,000 samples) whose headers say 16,001, 44,101 or 48,001 Hz once took
+    s2f-infer to 4.8 to 13 GB of memory before it answered: each is now too short, in one
+    line, while a 2 s file at 44,101 Hz gets its portrait; a rate outside 1 to 384 kHz is
+    refused in one line."""
+    samples = voice(0.25, seed=5)  # (4000,): the same samples under each header
+    short = [
+        write_pcm16_wav(tmp_path / f"rate{rate}.wav", samples, rate)
+        for rate in (16_001, 44_101, 48_001)
+    ]
+    assert {path.stat().st_size for path in short} == {8_044}
+    long = write_pcm16_wav(tmp_path / "long.wav", voice(2.0, 44_101, seed=6), 44_101)
+    out = tmp_path / "out"
+    result = infer(*map(str, short), str(long), "-o", str(out), "--checkpoint", str(checkpoint))
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    errors = error_lines(result.stderr)
+    assert len(errors) == 3 and result.stderr.strip().endswith("3 of 4 failed"), result.stderr
+    for line, path in zip(errors, short, strict=True):
+        assert line.startswith(f"{ERROR} {path}: only 0.") and "at least 1 s" in line, line
+    assert result.stdout.startswith(f"{long} -> ") and files(out) == ["long.png"]
+
+    odd = write_pcm16_wav(tmp_path / "odd.wav", samples, 1_000_003)
+    result = infer(str(odd), "--checkpoint", str(checkpoint))
+    assert result.returncode == 2 and result.stdout == ""
+    message = f"{ERROR} {odd}: sample rate 1000003 Hz is outside 1000 to 384000 Hz"
+    assert result.stderr.strip() == message, result.stderr
 
 
 @pytest.fixture(scope="module")

@@ -175,8 +175,9 @@ def test_frame_rms_matches_librosa():
 def test_bad_sources_are_refused(artist):
     with pytest.raises(InferenceError, match=r"\(L,\)"):
         artist.predict((torch.zeros(2, RATE), RATE))
-    with pytest.raises(InferenceError, match="sample rate"):
-        artist.predict((tensor(buzz(2.0)), 0))
+    for rate in (0, 999, 384_001, 16_000.5):
+        with pytest.raises(InferenceError, match="sample rate must be an integer from 1000 to"):
+            artist.predict((tensor(buzz(2.0)), rate))
     with pytest.raises(InferenceError, match="file path or a"):
         artist.predict(tensor(buzz(2.0)))
     with pytest.raises(S2FError, match="no such file"):
