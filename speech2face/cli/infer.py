@@ -182,8 +182,14 @@ def plan(
                 (str(source), f"its portrait {png} would replace the one of {claimed[key]}")
             )
             continue
+        npy = png.with_suffix(".npy") if features else None
+        if npy is not None and Path(os.path.abspath(npy)) == key:
+            problems.append(
+                (str(source), f"its portrait and its feature would both be {png}: name it .png")
+            )
+            continue
         claimed[key] = source
-        jobs.append(Job(source, png, png.with_suffix(".npy") if features else None))
+        jobs.append(Job(source, png, npy))
     if into_dir and jobs:
         try:
             out.mkdir(parents=True, exist_ok=True)

@@ -287,6 +287,11 @@ def test_outputs_never_replace_an_input_or_collide(formats, checkpoint, tmp_path
         f"{ERROR} {mp3}: its portrait {tmp_path / 'voice.png'} would replace the one of {wav}"
     ]
     assert err.strip().splitlines()[-1] == "s2f-infer: 1 of 2 failed"
+    # -o same.npy --features: the portrait and the feature cannot share one file.
+    same = tmp_path / "same.npy"
+    code, _, err = run_main(capsys, str(wav), "-o", str(same), "--features", *ckpt)
+    assert "its portrait and its feature would both be" in one_error(code, err)
+    assert not same.exists() and not (tmp_path / "same.png").exists()
 
 
 @pytest.fixture(scope="module")
