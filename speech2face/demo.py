@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from speech2face.cli import hydra_override
 from speech2face.config import require_file_name
 from speech2face.errors import ConfigError, S2FError
 from speech2face.fileio import write_atomic
@@ -83,6 +84,8 @@ class Paths:
 
 
 def _command(name: str, *overrides: str) -> list[str]:
+    """``python -m speech2face <name> <overrides>``: paths are passed quoted for Hydra
+    (:func:`speech2face.cli.hydra_override`), so any folder name works."""
     return [sys.executable, "-m", "speech2face", name, *overrides]
 
 
@@ -165,16 +168,16 @@ class Demo:
             _command(
                 "preprocess",
                 "source=avspeech",
-                f"source.csv={corpus / 'clips.csv'}",
-                f"source.video_dir={corpus / 'videos'}/",
-                f"source.labels={corpus / 'labels.csv'}",
+                hydra_override("source.csv", corpus / "clips.csv"),
+                hydra_override("source.video_dir", f"{corpus / 'videos'}/"),
+                hydra_override("source.labels", corpus / "labels.csv"),
                 f"source.val_fraction={float(self.cfg.val_fraction)}",
                 "source.test_fraction=0",
                 "face_encoder=dlib",
                 f"workers={int(self.cfg.workers)}",
                 f"frames_per_clip={int(self.cfg.frames_per_clip)}",
                 f"progress={str(not self.quiet).lower()}",
-                f"output_dir={self.paths.shards}/",
+                hydra_override("output_dir", f"{self.paths.shards}/"),
             ),
             self.quiet,
         )
@@ -187,8 +190,8 @@ class Demo:
             _command(
                 "train",
                 f"task={task}",
-                f"data.root={self.paths.shards}/",
-                f"output_dir={output}/",
+                hydra_override("data.root", f"{self.paths.shards}/"),
+                hydra_override("output_dir", f"{output}/"),
                 f"trainer.progress={str(not self.quiet).lower()}",
                 f"trainer.num_workers={int(self.cfg.workers) - 1}",
                 f"trainer.batch_size={int(stage.batch_size)}",
@@ -224,7 +227,7 @@ class Demo:
             "debug=demo",
             f"model@model.voice={stage.model}",
             f"model.voice.hidden_dim={int(stage.hidden_dim)}",
-            f"decoder_checkpoint={self.paths.last(self.paths.decoder)}",
+            hydra_override("decoder_checkpoint", self.paths.last(self.paths.decoder)),
         )
 
     def attributes(self) -> None:
@@ -238,21 +241,21 @@ class Demo:
             "optim=adamw_cosine",
             f"optim.optimizer.lr={float(stage.lr)}",
             "trainer.val_batches=null",
-            f"decoder_checkpoint={self.paths.last(self.paths.decoder)}",
+            hydra_override("decoder_checkpoint", self.paths.last(self.paths.decoder)),
         )
 
     def evaluate(self) -> None:
         _run(
             _command(
                 "eval",
-                f"checkpoint={self.paths.last(self.paths.voice)}",
-                f"data.root={self.paths.shards}/",
+                hydra_override("checkpoint", self.paths.last(self.paths.voice)),
+                hydra_override("data.root", f"{self.paths.shards}/"),
                 "data.split=val",
                 "attributes=classifier",
-                f"attributes.checkpoint={self.paths.last(self.paths.attributes)}",
+                hydra_override("attributes.checkpoint", self.paths.last(self.paths.attributes)),
                 f"gallery_size={int(self.cfg.gallery_size)}",
                 f"progress={str(not self.quiet).lower()}",
-                f"output_dir={self.paths.eval}/",
+                hydra_override("output_dir", f"{self.paths.eval}/"),
             ),
             self.quiet,
         )

@@ -30,8 +30,8 @@ TINY = [
 
 def test_the_demo_runs_resumes_and_installs_its_model(tmp_path, monkeypatch):
     monkeypatch.setenv("S2F_HOME", str(tmp_path / "home"))
-    out = tmp_path / "demo"
-    result = run_s2f("demo", f"output_dir={out}", *TINY, timeout=900)
+    out = tmp_path / "my demo, v(1)"  # passed on quoted to every stage's command
+    result = run_s2f("demo", f"output_dir='{out}'", *TINY, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     for number, name in enumerate(
         ["corpus", "preprocess", "decoder", "voice", "attributes", "eval", "portraits", "install"],
@@ -53,7 +53,7 @@ def test_the_demo_runs_resumes_and_installs_its_model(tmp_path, monkeypatch):
 
     # A rerun skips every finished stage; a stage whose mark is gone runs again.
     (out / "stages" / "eval.done").unlink()
-    again = run_s2f("demo", f"output_dir={out}", *TINY, timeout=900)
+    again = run_s2f("demo", f"output_dir='{out}'", *TINY, timeout=900)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "s2f-demo [1/8] corpus: done earlier, skipped" in again.stdout
     assert "s2f-demo [6/8] eval: done in" in again.stdout

@@ -203,6 +203,16 @@ def _parse_override(text: str) -> Any:
     return override
 
 
+def hydra_override(key: str, value: object) -> str:
+    """``key='value'``: any value (a path with spaces, commas, brackets, quotes) as one Hydra
+    string, for a command line given to a subprocess as a list (no shell)."""
+    value = str(value)
+    quote = '"' if "'" in value and '"' not in value else "'"
+    value = re.sub(rf"(\\+)(?=$|{quote})", lambda m: m.group(1) * 2, value)  # Hydra's escapes
+    value = value.replace(quote, "\\" + quote)
+    return f"{key}={quote}{value}{quote}"
+
+
 def quoted_override(text: str) -> str:
     """``key=value`` with the value quoted for Hydra, then the whole for a POSIX shell.
 
@@ -210,10 +220,7 @@ def quoted_override(text: str) -> str:
     ``"input=\\"it's.wav\\""``.
     """
     key, _, value = text.partition("=")
-    quote = '"' if "'" in value and '"' not in value else "'"
-    value = re.sub(rf"(\\+)(?=$|{quote})", lambda m: m.group(1) * 2, value)  # Hydra's escapes
-    value = value.replace(quote, "\\" + quote)
-    override = f"{key}={quote}{value}{quote}"
+    override = hydra_override(key, value)
     return '"' + re.sub(r'(["$`\\])', r"\\\1", override) + '"'
 
 
