@@ -72,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--size",
         type=_positive,
         metavar="N",
-        help="resize the portrait to NxN pixels (Lanczos; the decoder draws 224x224)",
+        help="resize the portrait to NxN pixels, N up to 4096 (Lanczos; the decoder draws 224x224)",
     )
     parser.add_argument(
         "--features",
@@ -84,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+MAX_SIZE_PX = 4096  # --size's bound: a 4096x4096 RGB portrait is 48 MiB in memory
+
+
 def _positive(text: str) -> int:
     try:
         value = int(text)
@@ -91,6 +94,8 @@ def _positive(text: str) -> int:
         value = 0
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive whole number of pixels: {text!r}")
+    if value > MAX_SIZE_PX:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_SIZE_PX} pixels: {text!r}")
     return value
 
 

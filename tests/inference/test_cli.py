@@ -254,6 +254,11 @@ def test_outputs_are_named_as_documented(formats, checkpoint, tmp_path, capsys):
         == 0
     )
     assert Image.open(tmp_path / "face.png").size == (100, 100)
+    # --size is bounded before any work: no 400-megapixel PNG, no MemoryError.
+    big = tmp_path / "big.png"
+    code, _, err = run_main(capsys, str(source), "-o", str(big), "--size", "60000", *ckpt)
+    assert code == 2 and not big.exists()
+    assert "must be at most 4096 pixels: '60000'" in err and "Traceback" not in err
     assert (tmp_path / "face.png").read_bytes() != old
     # A directory input: every audio file in it, beside each (notes.txt is not looked at).
     folder = tmp_path / "clips"
