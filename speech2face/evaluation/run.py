@@ -675,6 +675,11 @@ def evaluate(cfg: Any) -> dict[str, Any]:
     for name in ("batch_size", "gallery_size", "bootstrap_resamples", "pool_size"):
         if int(cfg[name]) < (0 if name == "gallery_size" else 1):
             raise ConfigError(f"{name} must be a positive number, got {cfg[name]}")
+    limit = cfg.get("max_samples")
+    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
+        raise ConfigError(
+            f"max_samples must be a whole number of at least 1, or null; got {limit!r}"
+        )
     device = resolve_device(str(cfg.device))
     bundle = load_voice_bundle(checkpoint, device)
     dataset = split_dataset(cfg, bundle)
@@ -686,7 +691,6 @@ def evaluate(cfg: Any) -> dict[str, Any]:
         landmarker = Landmarker()
     pool = pool_encoder(bundle, str(cfg.sf2f.features))
     collector = Collector(bundle, device, backend, landmarker, pool[0], int(cfg.gallery_size))
-    limit = cfg.get("max_samples")
     total = dataset.num_samples if limit is None else min(int(limit), dataset.num_samples or 0)
     samples = iter(dataset)
     if limit is not None:

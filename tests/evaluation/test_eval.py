@@ -359,3 +359,12 @@ def test_age_and_gender_on_a_real_photo():
     assert labels["gender"] == "female"  # Eileen Collins
     assert 20 <= labels["age"] <= 60
     assert backend.missing.keys() == {"ethnicity"} and backend.fallbacks == 0
+
+
+def test_bad_max_samples_is_one_line(voice_run, preprocessed, tmp_path):
+    checkpoint = voice_run / "checkpoints" / "last.pt"
+    for value in ("-1", "0", "many"):
+        out = tmp_path / f"out{value}"
+        result = run_s2f("eval", *eval_args(checkpoint, preprocessed, out, f"max_samples={value}"))
+        assert "max_samples must be a whole number of at least 1" in _one_line_error(result)
+        assert not (out / "report.html").exists()
