@@ -196,6 +196,8 @@ def load_audio(
         message = f"max_seconds={max_seconds} is less than one sample at {sample_rate} Hz"
         raise AudioError(f"{path}: {message}")
     if not path.exists():
+        if path.is_symlink():
+            raise AudioError(f"{path}: a symbolic link to nothing (a loop, or a missing target)")
         raise AudioError(f"{path}: no such file")
     if not path.is_file():
         raise AudioError(f"{path}: not a regular file")

@@ -35,8 +35,8 @@ def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
     """Whether ``a`` and ``b`` name one file: the same inode (links too) or the same path."""
     try:
         return os.path.samefile(a, b)
-    except OSError:  # one of them does not exist (yet)
-        return Path(a).resolve() == Path(b).resolve()
+    except OSError:  # one of them does not exist (yet), or is a loop of symbolic links
+        return os.path.realpath(a) == os.path.realpath(b)  # never raises, even on a loop
 
 
 def check_output(

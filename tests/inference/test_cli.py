@@ -192,8 +192,11 @@ def bad_inputs(formats, tmp_path_factory) -> dict[str, str]:
     sf.write(folder / "silence.wav", np.zeros(3 * RATE), RATE)
     hiss = np.random.default_rng(0).normal(0, 10 ** (-75 / 20), 3 * RATE)
     sf.write(folder / "hiss.flac", hiss, RATE, subtype="PCM_24")
+    (folder / "loop-a.wav").symlink_to(folder / "loop-b.wav")
+    (folder / "loop-b.wav").symlink_to(folder / "loop-a.wav")
     return {
         str(folder / "missing.wav"): "no such file",
+        str(folder / "loop-a.wav"): "a symbolic link to nothing (a loop, or a missing target)",
         str(folder / "empty.wav"): "file is empty",
         str(folder / "text.mp3"): "not an audio file",
         str(folder / "truncated.m4a"): "not a readable audio",
