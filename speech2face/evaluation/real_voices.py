@@ -23,11 +23,10 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from speech2face.errors import S2FError
-from speech2face.metrics import bootstrap_ci
+from speech2face.metrics import bootstrap_ci, nearest
 
 __all__ = ["CONTACT_SHEET", "RealVoiceError", "real_voice_table"]
 
@@ -54,16 +53,6 @@ def _share(hits: list[bool], resamples: int, seed: int) -> dict[str, Any]:
         "hits": int(sum(hits)),
         "total": len(hits),
     }
-
-
-def _nearest_gender(
-    feature: Tensor, true: Tensor, genders: list[str | None]
-) -> tuple[str | None, int]:
-    """The dataset gender of the true face (rows of ``(N, D)`` ``true``) nearest to the
-    ``(D,)`` ``feature`` by cosine, and its row."""
-    similarity = F.normalize(true.float(), dim=1) @ F.normalize(feature.float(), dim=0)
-    row = int(torch.argmax(similarity))
-    return genders[row], row
 
 
 def real_voice_table(
@@ -94,6 +83,7 @@ def real_voice_table(
     folder.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []
     portraits: list[tuple[str, Tensor]] = []
+    features: list[Tensor] = []  # (D,) each: the predicted features, row by row
     for number, voice in enumerate(voices):
         path = Path(voice.path)
         row: dict[str, Any] = {
@@ -116,19 +106,22 @@ def real_voice_table(
         Image.fromarray(prediction.portrait.permute(1, 2, 0).numpy()).save(folder / image)
         row["portrait"] = f"{media_dir}/{FOLDER}/{image}"
         portraits.append((voice.gender, prediction.portrait))
-        if backend is not None:
-            said = backend.predict(prediction.portrait[None])[0].get("gender")
-            row["attributes"] = said
-        if nearest_ok:
-            said, index = _nearest_gender(prediction.feature, collected.true, genders)
-            row["nearest"] = said
-            row["nearest_key"] = collected.keys[index]
+        features.append(prediction.feature)
         rows.append(row)
-    judged = [r for r in rows if "portrait" in r]
+    if backend is not None and portraits:  # every portrait read in one call
+        said = backend.predict(torch.stack([pixels for _, pixels in portraits]))
+        for row, labels in zip(rows, said, strict=True):
+            row["attributes"] = labels.get("gender")
+    if nearest_ok and features:  # every voice against the split's faces, in one pass
+        for row, index in zip(
+            rows, nearest(torch.stack(features), collected.true).tolist(), strict=True
+        ):
+            row["nearest"] = genders[index]
+            row["nearest_key"] = collected.keys[index]
     table: dict[str, Any] = {
         "source": "packaged" if source in (None, "packaged") else str(source),
         "voices": len(rows),
-        "drawn": len(judged),
+        "drawn": len(rows),
         "genders": {g: sum(r["gender"] == g for r in rows) for g in ("female", "male")},
         "rows": rows,
         "judges": {},
@@ -141,7 +134,7 @@ def real_voice_table(
         if not available:
             table["notes"].append(f"{judge}: {reason}")
             continue
-        hits = [r[judge] == r["gender"] for r in judged if r.get(judge) is not None]
+        hits = [r[judge] == r["gender"] for r in rows if r.get(judge) is not None]
         share = _share(hits, resamples, seed)
         majority = max(table["genders"].values()) / max(len(rows), 1)
         share["one_gender_floor"] = majority
