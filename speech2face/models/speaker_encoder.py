@@ -67,6 +67,8 @@ LEVEL_DBFS = -30.0  # audio_norm_target_dBFS
 # Sum of the periodic Hann window's squares: N (1/4 + 1/8) = 3 N / 8 = 150 for N = 400.
 WINDOW_ENERGY = 3 * WIN_LENGTH / 8
 SILENCE_MEAN_SQUARE = 1e-10  # -100 dBFS: a quieter input is not raised further (all-zero input)
+# Above this per-coordinate noise the 256-D unit embedding is under noise 10x its length.
+MAX_EMBEDDING_NOISE = 10 / math.sqrt(EMBED_DIM)
 HIDDEN_DIM = 4096  # the head's hidden width, as the paper's first fully connected layer
 FEATURE_DIM = 4096  # VGG-Face fc7
 WEIGHTS_FILE = "pretrained.pt"  # inside the resemblyzer package
@@ -203,6 +205,8 @@ class GE2EEncoderConfig:
     partial_rate: float = PARTIAL_RATE
     min_coverage: float = MIN_COVERAGE
     level_dbfs: float | None = LEVEL_DBFS
+    embedding_noise: float = 0.0
+    embedding_dropout: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("out_dim", "hidden_dim", "partial_frames"):
@@ -228,6 +232,14 @@ class GE2EEncoderConfig:
             self.level_dbfs = float(self.level_dbfs)
             if not (math.isfinite(self.level_dbfs) and self.level_dbfs <= 0):
                 raise GE2EEncoderError(f"level_dbfs must be <= 0 or null, got {self.level_dbfs}")
+        for name, top in (("embedding_noise", MAX_EMBEDDING_NOISE), ("embedding_dropout", 1.0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise GE2EEncoderError(f"{name} must be a number, got {value!r}")
+            value = float(value)
+            if not (math.isfinite(value) and 0 <= value < top):
+                raise GE2EEncoderError(f"{name} must be in [0, {top:g}), got {value}")
+            setattr(self, name, value)
 
     @property
     def partial_hop(self) -> int:
@@ -247,6 +259,17 @@ class GE2EVoiceEncoder(nn.Module):
         partial_frames, partial_rate, min_coverage: the partial windows (160 frames, 1.3 a
             second, the last kept at 75 % coverage).
         level_dbfs: the level every input is brought to (-30 dBFS); ``None``: as it comes.
+        embedding_noise: in training only, the standard deviation of Gaussian noise added
+            to each of the unit-length embedding's 256 coordinates before the head (the
+            sum is brought back to unit length); 0: none.
+        embedding_dropout: in training only, the share of the embedding's coordinates the
+            head does not see (dropout); 0: none.
+
+    The two regularise the head for voices unlike its training voices: a real voice's
+    embedding lies off the synthetic voices' and a head trained on them alone maps the
+    difference to arbitrary faces; trained on noisy embeddings it follows only the
+    directions that stand out from the noise, which are the ones the training voices vary
+    most along (pitch, vocal-tract length: gender and age).
 
     This builds the GE2E network with random weights: :meth:`pretrained` loads
     Resemblyzer's, :func:`speech2face.models.load_checkpoint` a trained model's.
@@ -264,6 +287,8 @@ class GE2EVoiceEncoder(nn.Module):
         partial_rate: float = PARTIAL_RATE,
         min_coverage: float = MIN_COVERAGE,
         level_dbfs: float | None = LEVEL_DBFS,
+        embedding_noise: float = 0.0,
+        embedding_dropout: float = 0.0,
     ) -> None:
         super().__init__()
         self.config = GE2EEncoderConfig(
@@ -274,9 +299,12 @@ class GE2EVoiceEncoder(nn.Module):
             partial_rate=partial_rate,
             min_coverage=min_coverage,
             level_dbfs=level_dbfs,
+            embedding_noise=embedding_noise,
+            embedding_dropout=embedding_dropout,
         )
         self.register_buffer("mel_basis", mel_filterbank())  # (40, 201), saved with the model
         self.ge2e = GE2ENetwork()
+        self.dropout = nn.Dropout(self.config.embedding_dropout)
         self.fc1 = nn.Linear(EMBED_DIM, self.config.hidden_dim)
         self.relu = nn.ReLU(inplace=True)
         self.fc2 = nn.Linear(self.config.hidden_dim, self.config.out_dim)
@@ -342,7 +370,10 @@ class GE2EVoiceEncoder(nn.Module):
 
     def forward(self, spec: Tensor) -> Tensor:  # spec: (B, 2, T, 257) -> (B, out_dim)
         embedding = self.embed(spec)  # (B, 256)
-        return self.fc2(self.relu(self.fc1(embedding)))
+        noise = self.config.embedding_noise
+        if self.training and noise > 0:
+            embedding = F.normalize(embedding + noise * torch.randn_like(embedding), dim=1)
+        return self.fc2(self.relu(self.fc1(self.dropout(embedding))))
 
     def embed(self, spec: Tensor) -> Tensor:  # spec: (B, 2, T, 257) -> (B, 256)
         """The utterance's GE2E speaker embedding (unit length), computed in float32 even

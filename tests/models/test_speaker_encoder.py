@@ -268,6 +268,34 @@ def test_configuration_errors():
     with pytest.raises(GE2EEncoderError, match="min_coverage"):
         GE2EVoiceEncoder(min_coverage=0)
     assert GE2EVoiceEncoder(out_dim=4, hidden_dim=4).config.partial_hop == 77
+    for bad in (-0.1, float("nan"), 1.0, "0.1", True):
+        with pytest.raises(GE2EEncoderError, match="embedding_dropout"):
+            GE2EVoiceEncoder(out_dim=4, hidden_dim=4, embedding_dropout=bad)
+    for bad in (-0.1, float("inf"), 5.0, None):
+        with pytest.raises(GE2EEncoderError, match="embedding_noise"):
+            GE2EVoiceEncoder(out_dim=4, hidden_dim=4, embedding_noise=bad)
+
+
+def test_embedding_noise_and_dropout_act_in_training_only(model):
+    """The regularised head sees noisy, partly dropped embeddings while it trains, and the
+    embedding itself (unit length, the same for the same voice) at inference."""
+    noisy = GE2EVoiceEncoder(out_dim=16, hidden_dim=32, embedding_noise=0.15, embedding_dropout=0.3)
+    noisy.load_state_dict(model.state_dict())
+    spec = spectrogram(torch.randn(2, N_SAMPLES) * 0.05)
+    with torch.no_grad():
+        assert torch.equal(noisy.eval()(spec), model(spec))
+        embedding = model.embed(spec)  # (2, 256)
+        head = model.fc2(model.relu(model.fc1(embedding)))
+        torch.manual_seed(0)
+        first = noisy.train()(spec)
+        torch.manual_seed(0)
+        again = noisy(spec)
+        torch.manual_seed(1)
+        other = noisy(spec)
+    assert torch.equal(first, again) and not torch.allclose(first, other)
+    # Noise of 0.15 a coordinate is 2.4 times the embedding's length: the outputs move far.
+    assert (first - head).norm(dim=1).min() > 0.1 * head.norm(dim=1).max()
+    noisy.eval()
 
 
 def trainable(model: torch.nn.Module) -> set[str]:
