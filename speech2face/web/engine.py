@@ -45,6 +45,7 @@ log = logging.getLogger("speech2face.web")
 PNG_COMPRESSION = 1
 
 LOADING, READY, FAILED = "loading", "ready", "error"
+MAX_MESSAGE_CHARS = 400  # a load error's message past this is cut (a state_dict's mismatches)
 
 
 class NotReady(S2FError, RuntimeError):
@@ -202,7 +203,7 @@ class Engine:
             self._fail(" ".join(str(error).split()))
             return
         except Exception as error:  # a corrupt file can raise anything from torch.load
-            log.exception("loading %s failed", where)
+            log.debug("loading %s failed", where, exc_info=True)
             self._fail(f"{where} could not be loaded: {type(error).__name__}: {error}")
             return
         checkpoint = self.checkpoint
@@ -236,7 +237,10 @@ class Engine:
         return backend, backend.description
 
     def _fail(self, message: str) -> None:
-        self.message = message
+        line = " ".join(message.split())
+        if len(line) > MAX_MESSAGE_CHARS:
+            line = line[: MAX_MESSAGE_CHARS - 3].rstrip() + "..."
+        self.message = line
         self.state = FAILED
 
     # ------------------------------------------------------------------ status

@@ -155,9 +155,12 @@ def _read(folder: Path) -> Gallery:
 def _inside(folder: Path, relative: Any) -> Path | None:
     """``folder / relative`` when it is a file inside ``folder`` (no ``..``, no absolute
     path, no link out of it)."""
-    if not isinstance(relative, str) or not relative:
+    if not isinstance(relative, str) or not relative or "\0" in relative:
         return None
-    path = (folder / relative).resolve()
-    if not path.is_relative_to(folder) or not path.is_file():
+    try:
+        path = (folder / relative).resolve()
+        if not path.is_relative_to(folder) or not path.is_file():
+            return None
+    except (OSError, ValueError):  # a name too long, a loop of links, a NUL byte
         return None
     return path

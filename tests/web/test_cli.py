@@ -154,3 +154,52 @@ def test_serve_a_checkpoint_and_stop_with_ctrl_c(checkpoint, voices, tmp_path):
     assert "voice.wav: 2 windows" in err  # the line per portrait
     assert "Traceback" not in err
     assert list(tmp_path.iterdir()) == []  # nothing written where it ran
+
+
+def test_a_gallery_with_a_nul_byte_in_a_path_is_one_line(evaluation, tmp_path):
+    import json
+    import shutil
+
+    bad = tmp_path / "eval"
+    shutil.copytree(evaluation, bad)
+    metrics = json.loads((bad / "metrics.json").read_text())
+    entries = metrics["gallery"]
+    entries[0]["audio"] = "media/gallery/000\u0000.wav"
+    (bad / "metrics.json").write_text(json.dumps(metrics))
+    env = {**os.environ, "S2F_HOME": str(tmp_path / "home")}
+    serving = Serving("--gallery", str(bad), env=env, cwd=tmp_path)
+    try:
+        gallery = httpx.get(serving.url + "api/gallery", timeout=10).json()
+        assert [e["speaker"] for e in gallery["examples"]] == ["spk1"]  # the NUL one left out
+    finally:
+        code, _, err = serving.interrupt()
+    assert code == 0 and "Traceback" not in err
+    # every entry broken: one line, and no server
+    for entry in entries:
+        entry["true"] = "x\u0000.png"
+    (bad / "metrics.json").write_text(json.dumps(metrics))
+    result = run("--gallery", str(bad), "--port", "0", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "has no voice with its files" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_checkpoint_of_the_wrong_shape_is_one_line(checkpoint, tmp_path):
+    import torch
+
+    payload = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    name = next(k for k, v in payload["state_dict"].items() if v.ndim >= 2)
+    payload["state_dict"][name] = torch.zeros(3, 3)
+    wrong = tmp_path / "wrong.pt"
+    torch.save(payload, wrong)
+    serving = Serving("--checkpoint", str(wrong), "--no-attributes", cwd=tmp_path)
+    try:
+        status = serving.status()
+        assert status["state"] == "error" and "wrong.pt" in status["message"]
+        assert "\n" not in status["message"] and "\t" not in status["message"]
+    finally:
+        code, _, err = serving.interrupt()
+    assert code == 0, err
+    errors = [line for line in err.splitlines() if line.startswith(f"{PROG}: error:")]
+    assert len(errors) == 1 and "wrong.pt" in errors[0], err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
