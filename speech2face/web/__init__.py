@@ -13,7 +13,8 @@ Modules:
 - :mod:`speech2face.web.upload`: an upload streamed into a per-request temporary directory,
   refused past :data:`MAX_UPLOAD_BYTES`;
 - :mod:`speech2face.web.gallery`: the example voices of an evaluation's report;
-- :mod:`speech2face.web.app`: the FastAPI application (the page and ``/api/...``).
+- :mod:`speech2face.web.app`: the FastAPI application (the page and ``/api/...``);
+- :mod:`speech2face.web.paths`: file names as answers show them (never absolute paths).
 
 The API is documented in ``docs/web.md``. Importing this package does not import FastAPI,
 torch or the model: ``s2f-serve --help`` stays instant and works without the extra.

@@ -14,7 +14,8 @@ Routes (``docs/web.md`` has the details):
 Errors are JSON ``{"error": "<one line>"}``: 400 a malformed request or an empty file, 413 a
 file over the size limit, 422 a file that gives no portrait (not audio, silent, too short),
 503 the model is loading, failed to load, or too many requests wait, 500 anything else
-(logged with its traceback; the server keeps serving). FastAPI's ``/docs`` and ``/redoc``
+(logged with its traceback; the server keeps serving). Answers never hold an absolute path
+(:mod:`speech2face.web.paths`). FastAPI's ``/docs`` and ``/redoc``
 (which load their scripts from a CDN) are off: nothing the page uses comes from outside
 the server.
 """
@@ -41,6 +42,7 @@ from speech2face.errors import S2FError
 from speech2face.web import MAX_SHOWN_WINDOWS, MAX_UPLOAD_BYTES, PORTRAIT_PX, UPSCALED_PX
 from speech2face.web.engine import Busy, Drawing, Engine, NotReady, png_bytes
 from speech2face.web.gallery import Gallery
+from speech2face.web.paths import scrub
 from speech2face.web.upload import UploadError, _drain, receive
 
 __all__ = ["STATIC_DIR", "create_app"]
@@ -178,7 +180,7 @@ def create_app(
                 "upscaled": _data_url(png_bytes(drawing.portrait, UPSCALED_PX)),
                 "portrait_px": drawing.portrait.width,
                 "attributes": drawing.attributes,
-                "attributes_note": model.attributes_note if model else "",
+                "attributes_note": scrub(model.attributes_note) if model else "",
                 "spectrogram": _data_url(drawing.spectrogram),
                 "shown_windows": min(drawing.windows, MAX_SHOWN_WINDOWS),
                 "windows": drawing.windows,
@@ -285,7 +287,9 @@ async def _answer(run: Callable[[], Any], respond: Callable[[Any], Response]) ->
 
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status, headers=headers)
+    """The JSON error ``{"error": message}``, in one line and without absolute paths."""
+    line = scrub(" ".join(message.split()))
+    return JSONResponse({"error": line}, status_code=status, headers=headers)
 
 
 def _data_url(png: bytes) -> str:

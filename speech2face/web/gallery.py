@@ -68,10 +68,14 @@ class Gallery:
     note: str = HOW_TO
 
     def public(self) -> dict[str, Any]:
+        """The JSON the page gets: the evaluation by its name (relative to where the
+        server runs when inside it), never an absolute path."""
+        from speech2face.web.paths import scrub, shown
+
         return {
-            "source": str(self.source) if self.source is not None else None,
+            "source": shown(self.source) if self.source is not None else None,
             "examples": [example.public() for example in self.examples],
-            "note": self.note,
+            "note": scrub(self.note),
         }
 
 
