@@ -59,6 +59,14 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"the port (default: {DEFAULT_PORT}; 0 picks a free one)",
     )
     parser.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also answer to this host name (a name of this machine behind a proxy or in "
+        "/etc/hosts; repeatable). Requests naming any other host are refused",
+    )
+    parser.add_argument(
         "--gallery",
         metavar="DIR",
         help="example voices: an s2f-eval output directory, or an s2f-demo one (default: "
@@ -184,6 +192,7 @@ def serve(args: argparse.Namespace, sock: socket.socket, gallery) -> None:
 
     from speech2face.web.app import create_app
     from speech2face.web.engine import Engine
+    from speech2face.web.server import allowed_hosts
 
     _logging(args.quiet)
     engine = Engine(
@@ -192,7 +201,12 @@ def serve(args: argparse.Namespace, sock: socket.socket, gallery) -> None:
         fast=not args.precise,
         attributes=not args.no_attributes,
     )
-    app = create_app(engine, gallery, max_upload_bytes=round(args.max_upload_mb * 2**20))
+    app = create_app(
+        engine,
+        gallery,
+        max_upload_bytes=round(args.max_upload_mb * 2**20),
+        hosts=allowed_hosts(args.host, args.allow_host),
+    )
     config = uvicorn.Config(
         app,
         log_level="warning",

@@ -14,7 +14,8 @@ Modules:
   refused past :data:`MAX_UPLOAD_BYTES`;
 - :mod:`speech2face.web.gallery`: the example voices of an evaluation's report;
 - :mod:`speech2face.web.app`: the FastAPI application (the page and ``/api/...``);
-- :mod:`speech2face.web.paths`: file names as answers show them (never absolute paths).
+- :mod:`speech2face.web.paths`: file names as answers show them (never absolute paths);
+- :mod:`speech2face.web.server`: the hosts answered.
 
 The API is documented in ``docs/web.md``. Importing this package does not import FastAPI,
 torch or the model: ``s2f-serve --help`` stays instant and works without the extra.
@@ -37,10 +38,13 @@ MAX_SHOWN_WINDOWS = 4
 # Sides in pixels of the portrait on the page and of its upscaled view.
 PORTRAIT_PX = 224
 UPSCALED_PX = 448
+# What the Host header may say on a server listening on this machine only.
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
 
 __all__ = [
     "DEFAULT_HOST",
     "DEFAULT_PORT",
+    "LOOPBACK_NAMES",
     "MAX_QUEUE",
     "MAX_SECONDS",
     "MAX_SHOWN_WINDOWS",

@@ -11,13 +11,20 @@ Routes (``docs/web.md`` has the details):
 - ``GET /api/gallery``, ``/api/gallery/{i}/audio.wav``, ``/true.png``, ``/portrait.png``:
   the example voices.
 
-Errors are JSON ``{"error": "<one line>"}``: 400 a malformed request or an empty file, 413 a
-file over the size limit, 422 a file that gives no portrait (not audio, silent, too short),
-503 the model is loading, failed to load, or too many requests wait, 500 anything else
-(logged with its traceback; the server keeps serving). Answers never hold an absolute path
-(:mod:`speech2face.web.paths`). FastAPI's ``/docs`` and ``/redoc``
-(which load their scripts from a CDN) are off: nothing the page uses comes from outside
-the server.
+Errors are JSON ``{"error": "<one line>"}``, FastAPI's own included: 400 a malformed request
+(a parameter of the wrong type) or an empty file, 403 a POST from another site's page
+(its ``Origin``), 404 nothing there, 405 a method the route does not take, 413 a file over
+the size limit, 415 a POST whose body is no
+upload (``text/plain``, a form without a file), 421 a ``Host`` the server does not answer
+to, 422 a file that gives no portrait (not audio, silent, too short), 503 the model is
+loading, failed to load, or too many requests wait, 500 anything else (logged with its
+traceback; the server keeps serving). Answers never hold an absolute path
+(:mod:`speech2face.web.paths`). FastAPI's ``/docs`` and ``/redoc`` (which load their scripts
+from a CDN) are off: nothing the page uses comes from outside the server.
+
+Requests from other sites are refused before any route runs (:class:`Guard`): a ``Host``
+that is not one of the server's names (DNS rebinding), and a POST whose ``Origin`` is not
+the server's own or whose content type is not an upload's.
 """
 
 from __future__ import annotations
@@ -31,21 +38,32 @@ import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
 from speech2face import __version__
 from speech2face.errors import S2FError
-from speech2face.web import MAX_SHOWN_WINDOWS, MAX_UPLOAD_BYTES, PORTRAIT_PX, UPSCALED_PX
+from speech2face.web import (
+    LOOPBACK_NAMES,
+    MAX_SHOWN_WINDOWS,
+    MAX_UPLOAD_BYTES,
+    PORTRAIT_PX,
+    UPSCALED_PX,
+)
 from speech2face.web.engine import Busy, Drawing, Engine, NotReady, png_bytes
 from speech2face.web.gallery import Gallery
 from speech2face.web.paths import scrub
-from speech2face.web.upload import UploadError, _drain, receive
+from speech2face.web.server import HostPolicy, split_host
+from speech2face.web.upload import FIELD, UploadError, _drain, receive
 
-__all__ = ["STATIC_DIR", "create_app"]
+__all__ = ["STATIC_DIR", "Guard", "create_app"]
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 log = logging.getLogger("speech2face.web")
@@ -61,6 +79,11 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
 }
 MAX_PNG_SIZE = 2048  # the largest ?size= of /api/portrait.png
+# Content types a POST may carry: a form with the file, or the audio itself (or none).
+UPLOAD_TYPES = ("multipart/form-data", "application/octet-stream")
+UPLOAD_KINDS = ("audio/", "video/")
+UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+CLOSE = {"Connection": "close"}  # an answer given before the body was read ends the connection
 
 
 def create_app(
@@ -68,6 +91,7 @@ def create_app(
     gallery: Gallery | None = None,
     max_upload_bytes: int = MAX_UPLOAD_BYTES,
     tmp_root: str | Path | None = None,
+    hosts: HostPolicy | None = None,
 ) -> FastAPI:
     """The application serving ``engine`` (started with the app, stopped with it).
 
@@ -78,8 +102,12 @@ def create_app(
         max_upload_bytes: the largest audio file accepted.
         tmp_root: where per-request temporary directories are made (the system's temporary
             directory when ``None``); each is removed when its request is done.
+        hosts: the names the ``Host`` header may give
+            (:func:`speech2face.web.server.allowed_hosts`); this machine's loopback names
+            when ``None``.
     """
     gallery = gallery if gallery is not None else Gallery()
+    hosts = hosts or HostPolicy(set(LOOPBACK_NAMES))
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -98,6 +126,30 @@ def create_app(
     app.state.engine = engine
     app.state.gallery = gallery
 
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, error: HTTPException) -> Response:
+        path = request.url.path[:200]
+        if error.status_code == 404:
+            message = f"nothing at {path}"
+        elif error.status_code == 405:
+            allowed = (error.headers or {}).get("Allow", "")
+            message = f"{request.method} is not allowed on {path}" + (
+                f" (only {allowed})" if allowed else ""
+            )
+        else:
+            message = " ".join(str(error.detail).split())
+        # Not _error: the message names the URL's path, which is no file's.
+        return JSONResponse({"error": message}, error.status_code, headers=error.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, error: RequestValidationError) -> Response:
+        return _error(400, _validation_message(error))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, error: Exception) -> Response:
+        log.exception("unexpected error")
+        return _error(500, f"an unexpected error ({type(error).__name__})", CLOSE)
+
     @app.middleware("http")
     async def security_headers(request: Request, call_next: Callable) -> Response:
         response = await call_next(request)
@@ -105,6 +157,7 @@ def create_app(
             response.headers.setdefault(key, value)
         return response
 
+    app.add_middleware(Guard, hosts=hosts)  # outside security_headers: refusals come first
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.get("/", include_in_schema=False)
@@ -199,7 +252,9 @@ def create_app(
     ) -> Response:
         if size is not None and not 1 <= size <= MAX_PNG_SIZE:
             await _drain(request, max_upload_bytes)
-            return _error(400, f"size must be between 1 and {MAX_PNG_SIZE} pixels, got {size}")
+            return _error(
+                400, f"size must be between 1 and {MAX_PNG_SIZE} pixels, got {size}", CLOSE
+            )
 
         def finish(drawing: Drawing, name: str) -> dict[str, Any]:
             return {
@@ -269,19 +324,20 @@ async def _answer(run: Callable[[], Any], respond: Callable[[Any], Response]) ->
     try:
         result = await run()
     except UploadError as error:
-        return _error(error.status, str(error))
+        return _error(error.status, str(error), CLOSE)
     except (NotReady, Busy) as error:
-        return _error(503, str(error), {"Retry-After": "2"})
+        return _error(503, str(error), {"Retry-After": "2", **CLOSE})
     except S2FError as error:
-        return _error(422, " ".join(str(error).split()))
+        return _error(422, " ".join(str(error).split()), CLOSE)
     except ClientDisconnect:  # the visitor left mid-upload: no one to answer
-        return _error(400, "the upload was interrupted")
+        return _error(400, "the upload was interrupted", CLOSE)
     except Exception as error:
         log.exception("unexpected error")
         return _error(
             500,
             f"an unexpected error ({type(error).__name__}); the server's terminal shows it. "
             "Try another file",
+            CLOSE,
         )
     return respond(result)
 
@@ -290,6 +346,86 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None) -> 
     """The JSON error ``{"error": message}``, in one line and without absolute paths."""
     line = scrub(" ".join(message.split()))
     return JSONResponse({"error": line}, status_code=status, headers=headers)
+
+
+def _validation_message(error: RequestValidationError) -> str:
+    parts = []
+    for problem in error.errors()[:3]:
+        where = [str(part) for part in problem.get("loc", ()) if part not in ("query", "path")]
+        name = ".".join(where) or "the request"
+        parts.append(f"{name}: {problem.get('msg', 'invalid')}")
+    return "; ".join(parts) or "the request is malformed"
+
+
+class Guard:
+    """ASGI middleware refusing requests from other sites, before any route runs: a
+    ``Host`` that ``hosts`` does not allow (421), and a POST (PUT, PATCH, DELETE) whose
+    ``Origin`` is another site's or whose ``Sec-Fetch-Site`` says cross-site (403), or whose
+    content type is not an upload's (415): a form with the file, audio or video, bytes, or
+    none. Each refusal is ``{"error": ...}`` and closes the connection."""
+
+    def __init__(self, app: Any, hosts: HostPolicy) -> None:
+        self.app = app
+        self.hosts = hosts
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        refusal = self.refusal(scope)
+        if refusal is None:
+            await self.app(scope, receive, send)
+            return
+        status, message = refusal
+        await _error(status, message, CLOSE)(scope, receive, send)
+
+    def refusal(self, scope: dict) -> tuple[int, str] | None:
+        headers = Headers(scope=scope)
+        host_header = headers.get("host")
+        if not host_header:
+            return 400, "the request has no Host header"
+        host, port = split_host(host_header)
+        if not self.hosts.allows(host):
+            shown = "".join(ch for ch in host if ch.isprintable())[:100]
+            return 421, (
+                f"this server does not answer to the host name {shown!r}: open it as "
+                "http://127.0.0.1 or http://localhost (s2f-serve --allow-host NAME adds a name)"
+            )
+        if scope["method"] not in UNSAFE_METHODS:
+            return None
+        origin = headers.get("origin")
+        if origin is not None and not _same_origin(origin, scope["scheme"], host, port):
+            return 403, "a request from another site's page is refused"
+        if headers.get("sec-fetch-site", "").lower() == "cross-site":
+            return 403, "a request from another site's page is refused"
+        kind = headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        if kind and kind not in UPLOAD_TYPES and not kind.startswith(UPLOAD_KINDS):
+            return 415, (
+                f"a body of type {kind[:60]!r} is no upload: send the audio as the form field "
+                f"'{FIELD}' of a multipart/form-data body, or as the body with an audio/* or "
+                "application/octet-stream type"
+            )
+        return None
+
+
+def _same_origin(origin: str, scheme: str, host: str, port: str) -> bool:
+    """Whether ``origin`` (an ``Origin`` header) is the page's own: the scheme, host and
+    port the request was sent to."""
+    try:
+        parts = urlsplit(origin.strip())
+        origin_port = parts.port
+    except ValueError:
+        return False
+    default = 443 if scheme == "https" else 80
+    try:
+        request_port = int(port) if port else default
+    except ValueError:
+        return False
+    return (
+        parts.scheme == scheme
+        and (parts.hostname or "").removesuffix(".") == host.lower().removesuffix(".")
+        and (origin_port or default) == request_port
+    )
 
 
 def _data_url(png: bytes) -> str:
