@@ -13,8 +13,8 @@ Routes (``docs/web.md`` has the details):
 
 Errors are JSON ``{"error": "<one line>"}``, FastAPI's own included: 400 a malformed request
 (a parameter of the wrong type) or an empty file, 403 a POST from another site's page
-(its ``Origin``), 404 nothing there, 405 a method the route does not take, 413 a file over
-the size limit, 415 a POST whose body is no
+(its ``Origin``), 404 nothing there, 405 a method the route does not take, 408 an upload
+that stalled or took too long, 413 a file over the size limit, 415 a POST whose body is no
 upload (``text/plain``, a form without a file), 421 a ``Host`` the server does not answer
 to, 422 a file that gives no portrait (not audio, silent, too short), 503 the model is
 loading, failed to load, or too many requests wait, 500 anything else (logged with its
@@ -56,6 +56,7 @@ from speech2face.web import (
     MAX_UPLOAD_BYTES,
     PORTRAIT_PX,
     UPSCALED_PX,
+    Limits,
 )
 from speech2face.web.engine import Busy, Drawing, Engine, NotReady, png_bytes
 from speech2face.web.gallery import Gallery
@@ -91,6 +92,7 @@ def create_app(
     gallery: Gallery | None = None,
     max_upload_bytes: int = MAX_UPLOAD_BYTES,
     tmp_root: str | Path | None = None,
+    limits: Limits | None = None,
     hosts: HostPolicy | None = None,
 ) -> FastAPI:
     """The application serving ``engine`` (started with the app, stopped with it).
@@ -102,15 +104,21 @@ def create_app(
         max_upload_bytes: the largest audio file accepted.
         tmp_root: where per-request temporary directories are made (the system's temporary
             directory when ``None``); each is removed when its request is done.
+        limits: uploads received at once and their timeouts (:class:`Limits`).
         hosts: the names the ``Host`` header may give
             (:func:`speech2face.web.server.allowed_hosts`); this machine's loopback names
             when ``None``.
     """
     gallery = gallery if gallery is not None else Gallery()
+    limits = limits or Limits()
     hosts = hosts or HostPolicy(set(LOOPBACK_NAMES))
+    uploads = asyncio.Semaphore(max(limits.max_uploads, 1))
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        from speech2face.web.server import OutOfFiles
+
+        asyncio.get_running_loop().set_exception_handler(OutOfFiles())
         engine.start()
         yield
         engine.close()
@@ -125,6 +133,7 @@ def create_app(
     )
     app.state.engine = engine
     app.state.gallery = gallery
+    app.state.limits = limits
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, error: HTTPException) -> Response:
@@ -194,12 +203,25 @@ def create_app(
         try:
             engine.ready_or_raise()
         except NotReady:
-            await _drain(request, max_upload_bytes)
+            await _drain(request, max_upload_bytes, limits=limits)
             raise
-        folder = tempfile.TemporaryDirectory(prefix="s2f-serve-", dir=tmp_root)
+        try:  # wait a moment for one of the uploads being received to end
+            await asyncio.wait_for(uploads.acquire(), limits.chunk_timeout)
+        except TimeoutError:
+            raise Busy(
+                f"the server is busy ({limits.max_uploads} uploads are arriving at once): "
+                "try again in a moment"
+            ) from None
+        folder = None
         handed = False
         try:
-            received = await receive(request, Path(folder.name), max_upload_bytes, filename)
+            try:
+                folder = tempfile.TemporaryDirectory(prefix="s2f-serve-", dir=tmp_root)
+                received = await receive(
+                    request, Path(folder.name), max_upload_bytes, filename, limits
+                )
+            finally:
+                uploads.release()
             queued = time.perf_counter()
 
             def job() -> Any:
@@ -220,7 +242,7 @@ def create_app(
             handed = True
             return await asyncio.wrap_future(future)
         finally:
-            if not handed:
+            if folder is not None and not handed:
                 folder.cleanup()
 
     @app.post("/api/portrait")
@@ -251,7 +273,7 @@ def create_app(
         request: Request, filename: str | None = None, size: int | None = None
     ) -> Response:
         if size is not None and not 1 <= size <= MAX_PNG_SIZE:
-            await _drain(request, max_upload_bytes)
+            await _drain(request, max_upload_bytes, limits=limits)
             return _error(
                 400, f"size must be between 1 and {MAX_PNG_SIZE} pixels, got {size}", CLOSE
             )

@@ -34,7 +34,9 @@ def run(*args: str, env: dict | None = None, cwd: Path | None = None):
 class Serving:
     """``s2f-serve ARGS`` in the background; ``url`` is what it printed."""
 
-    def __init__(self, *args: str, env: dict | None = None, cwd: Path | None = None) -> None:
+    def __init__(
+        self, *args: str, env: dict | None = None, cwd: Path | None = None, **popen
+    ) -> None:
         self.process = subprocess.Popen(
             [*command(), "--port", "0", *args],
             stdout=subprocess.PIPE,
@@ -42,6 +44,7 @@ class Serving:
             text=True,
             env=env,
             cwd=cwd,
+            **popen,
         )
         first = self.process.stdout.readline()
         found = re.search(r"(http://127\.0\.0\.1:\d+/)", first)
@@ -156,6 +159,41 @@ def test_serve_a_checkpoint_and_stop_with_ctrl_c(checkpoint, voices, tmp_path):
     assert "voice.wav: 2 windows" in err  # the line per portrait
     assert "Traceback" not in err
     assert list(tmp_path.iterdir()) == []  # nothing written where it ran
+
+
+def few_open_files() -> None:
+    """In the child: a soft limit of 256 open files, the hard limit left as it is."""
+    import resource
+
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+
+
+def test_idle_connections_do_not_stop_the_server(tmp_path):
+    """300 connections that send nothing, started with ulimit -n 256: the status still
+    answers within a second, and the terminal stays quiet."""
+    import resource
+
+    if resource.getrlimit(resource.RLIMIT_NOFILE)[1] < 1024:
+        pytest.skip("the hard limit on open files is below 1024")
+    env = {**os.environ, "S2F_HOME": str(tmp_path / "home")}
+    serving = Serving(env=env, cwd=tmp_path, preexec_fn=few_open_files)
+    host, port = serving.url.removeprefix("http://").rstrip("/").split(":")
+    idle = []
+    try:
+        serving.status()
+        idle = [socket.create_connection((host, int(port)), timeout=10) for _ in range(300)]
+        time.sleep(0.5)
+        began = time.monotonic()
+        status = httpx.get(serving.url + "api/status", timeout=1)
+        assert status.status_code == 200 and time.monotonic() - began < 1
+    finally:
+        for connection in idle:
+            connection.close()
+        code, out, err = serving.interrupt()
+    assert code == 0, err
+    assert "Too many open files" not in err and "Traceback" not in err
+    assert len(err.splitlines()) <= 3, err
 
 
 def test_a_gallery_with_a_nul_byte_in_a_path_is_one_line(evaluation, tmp_path):
