@@ -14,7 +14,17 @@ import socket
 import sys
 
 from speech2face.cli import add_model_options
-from speech2face.web import DEFAULT_HOST, DEFAULT_PORT, MAX_SECONDS, MAX_UPLOAD_BYTES
+from speech2face.web import (
+    CHUNK_TIMEOUT,
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    HEAD_TIMEOUT,
+    MAX_CONNECTIONS,
+    MAX_SECONDS,
+    MAX_UPLOAD_BYTES,
+    MAX_UPLOADS,
+    UPLOAD_TIMEOUT,
+)
 
 PROG = "s2f-serve"
 
@@ -37,6 +47,13 @@ another machine:
   ssh -N -L {DEFAULT_PORT}:127.0.0.1:{DEFAULT_PORT} USER@HOST, then open http://localhost:{DEFAULT_PORT}/
   there (browsers allow the microphone on localhost or https only). --host 0.0.0.0 serves
   everyone who can reach this machine, without authentication or encryption.
+
+limits:
+  It answers only to the host names it serves (127.0.0.1, localhost, [::1], the --host
+  address; --allow-host adds one) and refuses uploads from other sites' pages. At most
+  {MAX_CONNECTIONS} connections at once and {MAX_UPLOADS} uploads received at once; a connection must send
+  its request's headers within {HEAD_TIMEOUT:g} s, an upload is dropped after {CHUNK_TIMEOUT:g} s without a byte
+  or {UPLOAD_TIMEOUT:g} s in all. The open-file limit (ulimit -n) is raised to its hard limit at start.
 """  # noqa: E501
 
 
@@ -57,6 +74,14 @@ def build_parser() -> argparse.ArgumentParser:
         type=_port,
         default=DEFAULT_PORT,
         help=f"the port (default: {DEFAULT_PORT}; 0 picks a free one)",
+    )
+    parser.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also answer to this host name (a name of this machine behind a proxy or in "
+        "/etc/hosts; repeatable). Requests naming any other host are refused",
     )
     parser.add_argument(
         "--gallery",
@@ -182,23 +207,33 @@ def serve(args: argparse.Namespace, sock: socket.socket, gallery) -> None:
     """Run the server on ``sock`` until Ctrl-C (or SIGTERM)."""
     import uvicorn
 
+    from speech2face.web import Limits
     from speech2face.web.app import create_app
     from speech2face.web.engine import Engine
+    from speech2face.web.server import (
+        allowed_hosts,
+        fitting,
+        raise_open_file_limit,
+        uvicorn_config,
+    )
 
     _logging(args.quiet)
+    limits = fitting(Limits(), raise_open_file_limit())
     engine = Engine(
         args.checkpoint,
         device=args.device,
         fast=not args.precise,
         attributes=not args.no_attributes,
     )
-    app = create_app(engine, gallery, max_upload_bytes=round(args.max_upload_mb * 2**20))
-    config = uvicorn.Config(
-        app,
-        log_level="warning",
-        access_log=False,
-        timeout_graceful_shutdown=5,
-        server_header=False,
+    app = create_app(
+        engine,
+        gallery,
+        max_upload_bytes=round(args.max_upload_mb * 2**20),
+        limits=limits,
+        hosts=allowed_hosts(args.host, args.allow_host),
+    )
+    config = uvicorn_config(
+        app, limits, log_level="warning", access_log=False, timeout_graceful_shutdown=5
     )
     server = uvicorn.Server(config)
     port = sock.getsockname()[1]

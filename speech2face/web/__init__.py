@@ -13,13 +13,18 @@ Modules:
 - :mod:`speech2face.web.upload`: an upload streamed into a per-request temporary directory,
   refused past :data:`MAX_UPLOAD_BYTES`;
 - :mod:`speech2face.web.gallery`: the example voices of an evaluation's report;
-- :mod:`speech2face.web.app`: the FastAPI application (the page and ``/api/...``).
+- :mod:`speech2face.web.app`: the FastAPI application (the page and ``/api/...``);
+- :mod:`speech2face.web.paths`: file names as answers show them (never absolute paths);
+- :mod:`speech2face.web.server`: uvicorn's settings: limits on connections and slow
+  clients, the hosts answered, the open-file limit.
 
 The API is documented in ``docs/web.md``. Importing this package does not import FastAPI,
 torch or the model: ``s2f-serve --help`` stays instant and works without the extra.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 DEFAULT_HOST = "127.0.0.1"  # loopback only: other machines reach it through an SSH tunnel
 DEFAULT_PORT = 7860
@@ -36,16 +41,56 @@ MAX_SHOWN_WINDOWS = 4
 # Sides in pixels of the portrait on the page and of its upscaled view.
 PORTRAIT_PX = 224
 UPSCALED_PX = 448
+# What the Host header may say on a server listening on this machine only.
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
+
+# The limits on connections and slow clients (docs/web.md, "Limits and timeouts").
+# Connections open at once (uvicorn's limit_concurrency); past it a request gets 503.
+MAX_CONNECTIONS = 1000
+# Uploads being received at once (each holds a temporary file of up to MAX_UPLOAD_BYTES);
+# another waits up to CHUNK_TIMEOUT for its turn, then gets 503.
+MAX_UPLOADS = 4
+# Seconds a connection may take to send a request's line and headers (from connecting, or
+# from its previous answer) before it is closed.
+HEAD_TIMEOUT = 10.0
+# Seconds an upload may go without a byte arriving, and may take in all (25 MB in 120 s
+# is 210 kB/s), before it is dropped with 408 and its temporary file removed.
+CHUNK_TIMEOUT = 10.0
+UPLOAD_TIMEOUT = 120.0
+# Seconds an idle keep-alive connection stays open after an answer (uvicorn's default).
+KEEP_ALIVE_TIMEOUT = 5
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The server's limits on connections and slow clients (the module's constants by
+    default; the tests shorten the timeouts)."""
+
+    max_connections: int = MAX_CONNECTIONS
+    max_uploads: int = MAX_UPLOADS
+    head_timeout: float = HEAD_TIMEOUT
+    chunk_timeout: float = CHUNK_TIMEOUT
+    upload_timeout: float = UPLOAD_TIMEOUT
+    keep_alive: int = KEEP_ALIVE_TIMEOUT
+
 
 __all__ = [
+    "CHUNK_TIMEOUT",
     "DEFAULT_HOST",
     "DEFAULT_PORT",
+    "HEAD_TIMEOUT",
+    "KEEP_ALIVE_TIMEOUT",
+    "LOOPBACK_NAMES",
+    "MAX_CONNECTIONS",
     "MAX_QUEUE",
     "MAX_SECONDS",
     "MAX_SHOWN_WINDOWS",
+    "MAX_UPLOADS",
     "MAX_UPLOAD_BYTES",
     "PORTRAIT_PX",
+    "UPLOAD_TIMEOUT",
     "UPSCALED_PX",
+    "Limits",
     "missing_extra",
 ]
 

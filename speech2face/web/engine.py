@@ -45,6 +45,7 @@ log = logging.getLogger("speech2face.web")
 PNG_COMPRESSION = 1
 
 LOADING, READY, FAILED = "loading", "ready", "error"
+MAX_MESSAGE_CHARS = 400  # a load error's message past this is cut (a state_dict's mismatches)
 
 
 class NotReady(S2FError, RuntimeError):
@@ -202,7 +203,7 @@ class Engine:
             self._fail(" ".join(str(error).split()))
             return
         except Exception as error:  # a corrupt file can raise anything from torch.load
-            log.exception("loading %s failed", where)
+            log.debug("loading %s failed", where, exc_info=True)
             self._fail(f"{where} could not be loaded: {type(error).__name__}: {error}")
             return
         checkpoint = self.checkpoint
@@ -225,6 +226,8 @@ class Engine:
     def _backend(self) -> tuple[Any, str]:
         if not self.want_attributes:
             return None, "gender and age are off (--no-attributes)"
+        # ONNX Runtime's telemetry otherwise writes files into $TMPDIR on every start.
+        os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
         try:
             from speech2face.attributes.age_and_gender import AgeAndGenderBackend
 
@@ -236,23 +239,34 @@ class Engine:
         return backend, backend.description
 
     def _fail(self, message: str) -> None:
-        self.message = message
+        line = " ".join(message.split())
+        if len(line) > MAX_MESSAGE_CHARS:
+            line = line[: MAX_MESSAGE_CHARS - 3].rstrip() + "..."
+        self.message = line
         self.state = FAILED
 
     # ------------------------------------------------------------------ status
 
     def status(self) -> dict[str, Any]:
-        """What ``GET /api/status`` answers."""
-        out: dict[str, Any] = {"state": self.state, "message": self.message}
+        """What ``GET /api/status`` answers: files by their names, never absolute paths
+        (:mod:`speech2face.web.paths`; :attr:`message` keeps them for the terminal)."""
+        from speech2face.web.paths import scrub, shown
+
+        out: dict[str, Any] = {"state": self.state, "message": scrub(self.message)}
         if self.state == LOADING:
             out["waited_s"] = round(time.monotonic() - self._began, 1)
-        out["checkpoint"] = str(self.checkpoint) if self.checkpoint else None
+        out["checkpoint"] = shown(self.checkpoint) if self.checkpoint else None
         if self.model is not None:
-            out["model"] = self.model.description
+            description = self.model.description
+            checkpoint = description["checkpoint"]
+            out["model"] = {
+                **description,
+                "checkpoint": shown(checkpoint) if checkpoint is not None else None,
+            }
             out["load_s"] = round(self.load_seconds or 0.0, 2)
             out["attributes"] = {
                 "available": self.model.backend is not None,
-                "note": self.model.attributes_note,
+                "note": scrub(self.model.attributes_note),
             }
         out["waiting"] = self._jobs.qsize()
         return out

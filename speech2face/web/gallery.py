@@ -68,10 +68,14 @@ class Gallery:
     note: str = HOW_TO
 
     def public(self) -> dict[str, Any]:
+        """The JSON the page gets: the evaluation by its name (relative to where the
+        server runs when inside it), never an absolute path."""
+        from speech2face.web.paths import scrub, shown
+
         return {
-            "source": str(self.source) if self.source is not None else None,
+            "source": shown(self.source) if self.source is not None else None,
             "examples": [example.public() for example in self.examples],
-            "note": self.note,
+            "note": scrub(self.note),
         }
 
 
@@ -155,9 +159,12 @@ def _read(folder: Path) -> Gallery:
 def _inside(folder: Path, relative: Any) -> Path | None:
     """``folder / relative`` when it is a file inside ``folder`` (no ``..``, no absolute
     path, no link out of it)."""
-    if not isinstance(relative, str) or not relative:
+    if not isinstance(relative, str) or not relative or "\0" in relative:
         return None
-    path = (folder / relative).resolve()
-    if not path.is_relative_to(folder) or not path.is_file():
+    try:
+        path = (folder / relative).resolve()
+        if not path.is_relative_to(folder) or not path.is_file():
+            return None
+    except (OSError, ValueError):  # a name too long, a loop of links, a NUL byte
         return None
     return path

@@ -12,15 +12,23 @@ A body larger than the limit is refused with :class:`UploadError` (413) as soon 
 count passes it, before anything past the limit is written; the rest of the body is read
 and dropped (up to a few times the limit) so that the client receives the answer instead
 of a reset connection.
+
+A client that stops sending is not waited for: an upload is dropped with :class:`UploadError`
+(408) when no byte has arrived for :attr:`~speech2face.web.Limits.chunk_timeout` seconds, or
+when the whole body has taken more than :attr:`~speech2face.web.Limits.upload_timeout`
+(the same bounds hold for a body being read and dropped); its temporary file goes with it.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from speech2face.errors import S2FError
+from speech2face.web import Limits
 
 __all__ = ["FIELD", "Received", "UploadError", "display_name", "receive", "suffix_for"]
 
@@ -106,12 +114,48 @@ def too_large(name: str, limit: int) -> UploadError:
     )
 
 
-async def receive(request: Any, folder: Path, limit: int, filename: str | None = None) -> Received:
+async def body(request: Any, limits: Limits) -> AsyncIterator[bytes]:
+    """The chunks of ``request``'s body as they arrive; raises :class:`UploadError` (408)
+    when the next chunk takes more than ``limits.chunk_timeout`` seconds, or the body more
+    than ``limits.upload_timeout`` in all."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limits.upload_timeout
+    chunks = request.stream().__aiter__()
+    while True:
+        wait = min(limits.chunk_timeout, deadline - loop.time())
+        try:
+            if wait <= 0:
+                raise TimeoutError
+            chunk = await asyncio.wait_for(anext(chunks), wait)
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            if loop.time() >= deadline:
+                raise UploadError(
+                    f"the upload took longer than {limits.upload_timeout:g} s: send a shorter "
+                    "recording, or over a faster connection",
+                    408,
+                ) from None
+            raise UploadError(
+                f"the upload stalled: nothing arrived for {limits.chunk_timeout:g} s", 408
+            ) from None
+        yield chunk
+
+
+async def receive(
+    request: Any,
+    folder: Path,
+    limit: int,
+    filename: str | None = None,
+    limits: Limits | None = None,
+) -> Received:
     """Stream the audio of ``request`` (a Starlette request) into ``folder``; raises
-    :class:`UploadError` (400 no file or an empty one, 413 over ``limit`` bytes)."""
+    :class:`UploadError` (400 no file or an empty one, 413 over ``limit`` bytes, 408 a
+    client too slow for ``limits``)."""
+    limits = limits or Limits()
     content_type = request.headers.get("content-type", "")
     if content_type.lower().startswith("application/x-www-form-urlencoded"):
-        await _drain(request, limit)
+        await _drain(request, limit, limits=limits)
         raise UploadError(NO_FILE)
     length = request.headers.get("content-length")
     multipart = content_type.lower().startswith("multipart/form-data")
@@ -121,21 +165,21 @@ async def receive(request: Any, folder: Path, limit: int, filename: str | None =
     except ValueError:
         raise UploadError("the request's Content-Length is not a number") from None
     if declared is not None and declared > allowed:
-        await _drain(request, limit)
+        await _drain(request, limit, limits=limits)
         raise too_large(display_name(filename), limit)
     if multipart:
         sink = _FormSink(folder, limit)
         parser = _form_parser(content_type, sink)
         total = 0
         try:
-            async for chunk in request.stream():
+            async for chunk in body(request, limits):
                 total += len(chunk)
                 if total <= allowed:
                     _feed(parser, chunk)
                 if total > allowed or sink.over:
                     sink.over = True
                     sink.close()
-                    await _drain(request, limit, total)
+                    await _drain(request, limit, total, limits)
                     raise too_large(sink.name, limit)
             _feed(parser, None)
         finally:
@@ -148,12 +192,12 @@ async def receive(request: Any, folder: Path, limit: int, filename: str | None =
         path = folder / f"upload{suffix_for(filename, content_type)}"
         size = 0
         with open(path, "wb") as out:
-            async for chunk in request.stream():
+            async for chunk in body(request, limits):
                 size += len(chunk)
                 if size > limit:
                     out.close()
                     path.unlink(missing_ok=True)
-                    await _drain(request, limit, size)
+                    await _drain(request, limit, size, limits)
                     raise too_large(name, limit)
                 out.write(chunk)
     if size == 0:
@@ -161,15 +205,16 @@ async def receive(request: Any, folder: Path, limit: int, filename: str | None =
     return Received(path, name, size)
 
 
-async def _drain(request: Any, limit: int, read: int = 0) -> None:
-    """Read and drop what is left of the body, up to ``DRAIN_FACTOR * limit`` bytes in all,
-    so the client gets the answer; past that the connection is closed on it."""
+async def _drain(request: Any, limit: int, read: int = 0, limits: Limits | None = None) -> None:
+    """Read and drop what is left of the body, up to ``DRAIN_FACTOR * limit`` bytes in all
+    and within ``limits``' timeouts, so the client gets the answer; past that the
+    connection is closed on it."""
     try:
-        async for chunk in request.stream():
+        async for chunk in body(request, limits or Limits()):
             read += len(chunk)
             if read > DRAIN_FACTOR * limit:
                 return
-    except Exception:  # the client went away, or the stream was consumed already
+    except Exception:  # the client went away or stalled, or the stream was consumed already
         return
 
 

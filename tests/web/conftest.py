@@ -48,18 +48,24 @@ class Server:
         raise AssertionError(f"the model did not load in {timeout} s")
 
 
-def start_server(engine, gallery=None, tmp_root: Path | None = None, **kwargs) -> Server:
-    """``create_app(engine, ...)`` served by uvicorn in a daemon thread on a free port."""
+def start_server(
+    engine, gallery=None, tmp_root: Path | None = None, limits=None, **kwargs
+) -> Server:
+    """``create_app(engine, ...)`` served by uvicorn in a daemon thread on a free port, with
+    ``s2f-serve``'s uvicorn settings and ``limits`` (``Limits()`` when ``None``)."""
     import uvicorn
 
+    from speech2face.web import Limits
     from speech2face.web.app import create_app
+    from speech2face.web.server import uvicorn_config
 
-    app = create_app(engine, gallery, tmp_root=tmp_root, **kwargs)
+    limits = limits or Limits()
+    app = create_app(engine, gallery, tmp_root=tmp_root, limits=limits, **kwargs)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     sock.listen(128)
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
+    config = uvicorn_config(app, limits, log_level="warning", access_log=False, lifespan="on")
     server = uvicorn.Server(config)
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [sock]}, name="uvicorn-test", daemon=True

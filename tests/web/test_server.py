@@ -68,7 +68,7 @@ def test_the_page_and_its_assets_are_local(server):
 def test_status_describes_the_model_and_the_limits(server, checkpoint):
     status = httpx.get(server.url + "api/status", timeout=10).json()
     assert status["state"] == "ready"
-    assert status["model"]["checkpoint"] == str(checkpoint)
+    assert status["model"]["checkpoint"] == status["checkpoint"] == checkpoint.name
     assert status["model"]["portrait_px"] == 56  # the tiny decoder's
     assert status["model"]["window_seconds"] == 3.0
     assert status["limits"]["max_upload_bytes"] == UPLOAD_LIMIT
@@ -203,7 +203,7 @@ def test_an_upload_cut_off_midway(server, voices, caplog):
     data = (voices / "voice.wav").read_bytes()
     with socket.create_connection((host, int(port)), timeout=10) as connection:
         connection.sendall(
-            b"POST /api/portrait?filename=voice.wav HTTP/1.1\r\nHost: x\r\n"
+            b"POST /api/portrait?filename=voice.wav HTTP/1.1\r\nHost: 127.0.0.1\r\n"
             b"Content-Type: audio/wav\r\n"
             + f"Content-Length: {len(data)}\r\n\r\n".encode()
             + data[: len(data) // 3]
@@ -223,7 +223,7 @@ def test_a_request_without_a_file(server, voices):
     assert response.status_code == 400
     assert "no file in the request" in response.json()["error"]
     response = httpx.post(server.url + "api/portrait", data={"file": "x"}, timeout=10)
-    assert response.status_code == 400
+    assert response.status_code == 415  # a form without a file is no upload
     assert "form field 'file'" in response.json()["error"]
     response = httpx.post(server.url + "api/portrait.png?size=0", content=b"x", timeout=10)
     assert response.status_code == 400 and "size" in response.json()["error"]
@@ -253,7 +253,7 @@ def test_a_burst_of_twenty_requests(server, voices):
 
 def test_the_gallery_plays_voices_and_draws_their_portraits(server, evaluation):
     gallery = httpx.get(server.url + "api/gallery", timeout=10).json()
-    assert gallery["source"] == str(evaluation.resolve())
+    assert gallery["source"] == evaluation.name  # its name: no absolute path
     examples = gallery["examples"]
     assert [e["speaker"] for e in examples] == ["spk0", "spk1"]  # the outside entry left out
     first = examples[0]
