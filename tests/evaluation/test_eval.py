@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -359,6 +362,25 @@ def test_age_and_gender_on_a_real_photo():
     assert labels["gender"] == "female"  # Eileen Collins
     assert 20 <= labels["age"] <= 60
     assert backend.missing.keys() == {"ethnicity"} and backend.fallbacks == 0
+
+
+def test_age_and_gender_leaves_nothing_in_the_temporary_directory(tmp_path):
+    """ONNX Runtime's telemetry, on by default, writes files into $TMPDIR when the models
+    load: s2f-eval and s2f-serve load them with it off."""
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    env = {**os.environ, "TMPDIR": str(temporary)}
+    env.pop("ORT_DISABLE_TELEMETRY", None)
+    code = (
+        "from speech2face.attributes.age_and_gender import AgeAndGenderBackend\n"
+        "import torch\n"
+        "AgeAndGenderBackend().predict(torch.zeros(1, 3, 64, 64, dtype=torch.uint8))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in temporary.iterdir()) == []
 
 
 def test_bad_max_samples_is_one_line(voice_run, preprocessed, tmp_path):
