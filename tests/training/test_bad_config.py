@@ -119,3 +119,13 @@ def test_damaged_samples_stop_training_in_one_line(preprocessed, decoder_checkpo
     (line,) = result.stderr.strip().splitlines()
     assert names_a_damaged_sample(line, first) and says in line, line
     assert not (run / "checkpoints").exists() and not (run / "config.yaml").exists()
+
+
+@pytest.mark.parametrize("value", ["400000000", "-48000", "six_seconds"])
+def test_voice_window_out_of_range(preprocessed, decoder_checkpoint, tmp_path, value):
+    """The window every voice checkpoint is later checked against: never trained outside it."""
+    message = refused(run_args(preprocessed, tmp_path / "run", "voice",
+                               f"decoder_checkpoint={decoder_checkpoint}",
+                               f"data.clip_samples={value}"))  # fmt: skip
+    assert message.startswith("data.clip_samples must be a whole number from 16,000 to 480,000")
+    assert not (tmp_path / "run").exists()
