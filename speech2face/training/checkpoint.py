@@ -165,6 +165,24 @@ def _same(a: Path, b: Path) -> bool:
 # --------------------------------------------------------------------------- reading
 
 
+# What a checkpoint's training and bundle entries hold, and the ranges they take (see
+# speech2face.models.limits for why each bound). The step is a count of optimiser steps: up
+# to 10^12, far beyond any run (the paper's is ~10^5).
+MAX_STEP = 10**12
+TRAINING_FIELDS = {"step": (INT, 0, MAX_STEP)}
+BUNDLE_FIELDS = {"feature_dim": (INT, 1, MAX_WIDTH)}
+AUDIO_FIELDS = {
+    "sample_rate": (INT, 1, MAX_SAMPLE_RATE),
+    "clip_samples": (INT, MIN_CLIP_SAMPLES, MAX_CLIP_SAMPLES),
+    "win_length": (INT, 1, MAX_FFT),
+    "hop_length": (INT, 1, MAX_FFT),
+    "n_fft": (INT, 1, MAX_FFT),
+    # the spectrogram's compression exponent: 0.3 in the paper; 1 is no compression
+    "power_law": (FLOAT, 0.0, 1.0),
+}
+MAX_NAME_LENGTH = 64  # characters of a face encoder's name (vggface, facenet, dlib)
+
+
 def read_training_checkpoint(path: str | os.PathLike, mmap: bool = False) -> dict[str, Any]:
     """A training checkpoint's dictionary (``weights_only=True``), checked to be one; with
     ``mmap`` its tensors are mapped from the file, not read (for models that only infer)."""
@@ -190,8 +208,8 @@ def read_training_checkpoint(path: str | os.PathLike, mmap: bool = False) -> dic
         if name not in training:
             raise TrainingCheckpointError(f"{path}: training.{name} is missing")
         if not in_range(kind, training[name], low, high):
-            refuse(str(path), f"training.{name}", training[name], describe(kind, low, high),
-                   TrainingCheckpointError)  # fmt: skip
+            expected = describe(kind, low, high)
+            refuse(str(path), f"training.{name}", training[name], expected, TrainingCheckpointError)
     if not isinstance(training.get("task"), str):
         raise TrainingCheckpointError(f"{path}: training.task is missing or not a task's name")
     return payload
@@ -333,24 +351,6 @@ def _radius(value: Any, path: str | os.PathLike) -> float | None:
     return value
 
 
-# What load_bundle reads of training and bundle, and the ranges it takes (see
-# speech2face.models.limits for why each bound). The step is a count of optimiser steps: up
-# to 10^12, far beyond any run (the paper's is ~10^5).
-MAX_STEP = 10**12
-TRAINING_FIELDS = {"step": (INT, 0, MAX_STEP)}
-BUNDLE_FIELDS = {"feature_dim": (INT, 1, MAX_WIDTH)}
-AUDIO_FIELDS = {
-    "sample_rate": (INT, 1, MAX_SAMPLE_RATE),
-    "clip_samples": (INT, MIN_CLIP_SAMPLES, MAX_CLIP_SAMPLES),
-    "win_length": (INT, 1, MAX_FFT),
-    "hop_length": (INT, 1, MAX_FFT),
-    "n_fft": (INT, 1, MAX_FFT),
-    # the spectrogram's compression exponent: 0.3 in the paper, within (0, 1] for any variant
-    "power_law": (FLOAT, 0.0, 1.0),
-}
-MAX_NAME_LENGTH = 64  # characters of a face encoder's name (vggface, facenet, dlib)
-
-
 def check_bundle(bundle: Any, path: str | os.PathLike) -> None:
     """Refuse, in one line naming ``path`` and the field, a bundle with a setting missing,
     out of range or of the wrong type (before anything is built from it)."""
@@ -362,8 +362,8 @@ def check_bundle(bundle: Any, path: str | os.PathLike) -> None:
             raise TrainingCheckpointError(f"{where}: bundle.{name} is missing")
     name = bundle["face_encoder"]
     if not (isinstance(name, str) and 0 < len(name) <= MAX_NAME_LENGTH):
-        refuse(where, "bundle.face_encoder", name, f"a face encoder's name (at most "
-               f"{MAX_NAME_LENGTH} characters)", TrainingCheckpointError)  # fmt: skip
+        expected = f"a face encoder's name (at most {MAX_NAME_LENGTH} characters)"
+        refuse(where, "bundle.face_encoder", name, expected, TrainingCheckpointError)
     if not isinstance(bundle["config"], str):
         refuse(where, "bundle.config", bundle["config"], "YAML text", TrainingCheckpointError)
     audio = bundle["audio"]
