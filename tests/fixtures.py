@@ -92,3 +92,41 @@ def voice_run(preprocessed, decoder_checkpoint, tmp_path_factory) -> Path:
 def checkpoint(voice_run) -> Path:
     """The voice bundle: 3 s windows (48,000 samples), 56x56 portraits, 128-D features."""
     return voice_run / "checkpoints" / "last.pt"
+
+
+@pytest.fixture(scope="session")
+def edited_checkpoints(checkpoint, tmp_path_factory) -> dict[str, tuple[Path, str]]:
+    """Copies of ``checkpoint`` with one field edited: name -> (path, what the one-line
+    refusal says). Each must be refused before anything is built from it."""
+    import torch
+
+    folder = tmp_path_factory.mktemp("edited")
+
+    def audio(**values):
+        return lambda payload: payload["bundle"]["audio"].update(values)
+
+    def other_shape(payload):  # the weights of a model with another output width
+        state = payload["state_dict"]
+        state["fc2.weight"] = torch.zeros(64, state["fc2.weight"].shape[1])
+        state["fc2.bias"] = torch.zeros(64)
+
+    clip = "bundle.audio.clip_samples must be a whole number from 16,000 to 480,000"
+    edits = {
+        "huge-clip": (audio(clip_samples=400_000_000), f"{clip}, not 400000000"),
+        "negative-clip": (audio(clip_samples=-48_000), f"{clip}, not -48000"),
+        "text-clip": (audio(clip_samples="48000"), f"{clip}, not '48000'"),
+        "no-face-encoder": (lambda p: p["bundle"].pop("face_encoder"),
+                            "bundle.face_encoder is missing"),
+        "other-shape": (other_shape, "size mismatch for fc2.weight: the file holds (64, 64)"),
+        "huge-width": (lambda p: p["config"].update(hidden_dim=10**9),
+                       "config.hidden_dim must be a whole number from 1 to 16,384"),
+        "text-image-size": (lambda p: p["bundle"]["decoder"]["config"].update(image_size="56"),
+                            "bundle.decoder.config.image_size must be a whole number"),
+    }  # fmt: skip
+    made = {}
+    for name, (edit, says) in edits.items():
+        payload = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        edit(payload)
+        torch.save(payload, folder / f"{name}.pt")
+        made[name] = (folder / f"{name}.pt", says)
+    return made

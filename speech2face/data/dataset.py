@@ -58,6 +58,7 @@ from speech2face.errors import S2FError
 
 __all__ = [
     "ShardDataset",
+    "ShardError",
     "build_loader",
     "collate",
     "expand_urls",
@@ -68,6 +69,26 @@ URL_TIMEOUT_SECONDS = 60
 MAX_LOADER_WORKERS = 256  # loader workers per rank that keep a pass count (see __iter__)
 PCM_SCALE = 32768.0  # int16 -> float in [-1, 1)
 _RANGE = re.compile(r"\{(\d+)\.\.(\d+)\}")
+_IN_MEMORY = re.compile(r"<_io\.BytesIO object at 0x[0-9a-fA-F]+>")  # how PIL names a buffer
+
+
+class ShardError(S2FError, ValueError):
+    """A shard, or a sample in it, that cannot be read; the message names both.
+
+    Raised in a loader worker, it reaches the training process re-made by torch from its
+    worker's whole traceback; the message is then cut back to the original line.
+    """
+
+    def __init__(self, message: str) -> None:
+        if message.startswith("Caught ") and "Original Traceback" in message:
+            last = message.strip().splitlines()[-1]
+            message = last.split(f"{type(self).__name__}: ", 1)[-1]
+        super().__init__(message)
+
+
+# The members a sample's decoding reads, and how a message names each.
+_MEMBER_NAMES = {"json": ".json", "wav": ".wav", "feat.npy": ".feat.npy", "jpg": ".jpg",
+                 "lm68.npy": ".lm68.npy"}  # fmt: skip
 
 
 def _is_url(text: str) -> bool:
@@ -308,7 +329,7 @@ class ShardDataset(IterableDataset):
             for index, (key, members) in self._read(shard):
                 if index % stride != offset:
                     continue
-                sample = self._decode(key, members, rng)
+                sample = self._decode(shard, key, members, rng)
                 if sample is not None:
                     yield sample
 
@@ -320,7 +341,7 @@ class ShardDataset(IterableDataset):
                     if index >= skip:
                         yield index, record
         except (OSError, tarfile.TarError) as error:  # unreadable, or cut short
-            raise S2FError(f"cannot read shard {shard}: {error}") from None
+            raise ShardError(f"cannot read shard {shard}: {error}") from None
 
     def _run(self, order: list[int], first: int, count: int, rng: np.random.Generator):
         """``count`` samples from position ``first`` of the sequence of the shards' samples
@@ -340,7 +361,7 @@ class ShardDataset(IterableDataset):
         for step in itertools.count():
             shard = self.shards[order[(start + step) % len(order)]]
             for _, (key, members) in self._read(shard, skip if step == 0 else 0):
-                sample = self._decode(key, members, rng)
+                sample = self._decode(shard, key, members, rng)
                 if sample is None:
                     fruitless += 1
                     if fruitless > total:  # none usable at all: every rank yields nothing
@@ -354,39 +375,68 @@ class ShardDataset(IterableDataset):
             if step >= len(order) and yielded == 0 and fruitless == 0:
                 raise S2FError(f"shards hold fewer samples than shards.json lists ({total})")
 
-    def _decode(self, key: str, members: dict[str, bytes], rng: np.random.Generator):
-        meta = json.loads(members["json"])
-        has_audio = "wav" in members
-        if not has_audio and self.require_audio:
-            return None
-        if has_audio:
-            pcm, rate = decode_wav(members["wav"])
-            if rate != SAMPLE_RATE:
-                raise S2FError(f"{key}: audio at {rate} Hz, expected {SAMPLE_RATE}")
-            wav = torch.from_numpy(pcm.astype(np.float32) / PCM_SCALE)
-            if self.clip_samples is not None:
-                if self.train and wav.numel() > self.clip_samples:
-                    start = int(rng.integers(0, wav.numel() - self.clip_samples + 1))
-                    wav = wav[start : start + self.clip_samples]
-                wav = fit_to_length(wav, self.clip_samples)
-        else:
-            wav = torch.zeros(self.clip_samples or 0)
-        sample: dict[str, Any] = {
-            "wav": wav,  # (clip_samples,)
-            "feature": torch.from_numpy(read_npy(members["feat.npy"]).astype(np.float32)),  # (D,)
-            "has_audio": has_audio,
-            "key": key,
-            "speaker": meta.get("speaker", ""),
-            "meta": meta,
-        }
-        if self.with_image:
-            from PIL import Image
+    def _decode(
+        self, shard: str, key: str, members: dict[str, bytes], rng: np.random.Generator
+    ) -> dict[str, Any] | None:
+        """One sample, or ``None`` when it is skipped (face-only with ``require_audio``); a
+        damaged or missing member is a one-line :class:`ShardError` naming the shard and key.
 
-            with Image.open(io.BytesIO(members["jpg"])) as image:
-                array = np.asarray(image.convert("RGB"))
-            sample["image"] = torch.from_numpy(array.copy()).permute(2, 0, 1)  # (3, 224, 224)
-        if self.with_landmarks:
-            sample["landmarks"] = torch.from_numpy(read_npy(members["lm68.npy"]))  # (68, 2)
+        A damaged sample is not skipped: preprocessing writes only samples it has read back,
+        so one that does not decode means a damaged or foreign shard, which training should
+        not quietly read around.
+        """
+        where = f"shard {shard}, sample {key}"
+        part = "json"
+        try:
+            meta = json.loads(members["json"])
+            if not isinstance(meta, dict):
+                raise ValueError(f"a JSON {type(meta).__name__}, not an object")
+            has_audio = "wav" in members
+            if not has_audio and self.require_audio:
+                return None
+            if has_audio:
+                part = "wav"
+                pcm, rate = decode_wav(members["wav"])
+                if rate != SAMPLE_RATE:
+                    raise ValueError(f"audio at {rate} Hz, expected {SAMPLE_RATE}")
+                wav = torch.from_numpy(pcm.astype(np.float32) / PCM_SCALE)
+                if self.clip_samples is not None:
+                    if self.train and wav.numel() > self.clip_samples:
+                        start = int(rng.integers(0, wav.numel() - self.clip_samples + 1))
+                        wav = wav[start : start + self.clip_samples]
+                    wav = fit_to_length(wav, self.clip_samples)
+            else:
+                wav = torch.zeros(self.clip_samples or 0)
+            part = "feat.npy"
+            feature = read_npy(members["feat.npy"]).astype(np.float32)
+            if feature.ndim != 1:
+                raise ValueError(f"shape {feature.shape}, expected one feature vector (D,)")
+            sample: dict[str, Any] = {
+                "wav": wav,  # (clip_samples,)
+                "feature": torch.from_numpy(feature),  # (D,)
+                "has_audio": has_audio,
+                "key": key,
+                "speaker": meta.get("speaker", ""),
+                "meta": meta,
+            }
+            if self.with_image:
+                from PIL import Image
+
+                part = "jpg"
+                with Image.open(io.BytesIO(members["jpg"])) as image:
+                    array = np.asarray(image.convert("RGB"))
+                sample["image"] = torch.from_numpy(array.copy()).permute(2, 0, 1)  # (3, 224, 224)
+            if self.with_landmarks:
+                part = "lm68.npy"
+                sample["landmarks"] = torch.from_numpy(read_npy(members["lm68.npy"]))  # (68, 2)
+        except KeyError:
+            raise ShardError(f"{where}: has no {_MEMBER_NAMES[part]} member") from None
+        except Exception as cause:  # noqa: BLE001 (each decoder fails its own way)
+            reason = " ".join(str(cause).split()) or type(cause).__name__
+            reason = _IN_MEMORY.sub(f"{key}{_MEMBER_NAMES[part]}", reason)
+            raise ShardError(
+                f"{where}: its {_MEMBER_NAMES[part]} cannot be read: {reason}"
+            ) from None
         return sample
 
 

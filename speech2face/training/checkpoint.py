@@ -20,7 +20,6 @@ from __future__ import annotations
 import os
 import random
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,8 +32,26 @@ from speech2face.errors import S2FError
 from speech2face.fileio import atomic_outputs, temporary_path
 from speech2face.losses import project_from_mean
 from speech2face.models._io import safe_load
-from speech2face.models.checkpoint import MODEL_KINDS, VOICE_ENCODERS, checkpoint_dict
+from speech2face.models.checkpoint import (
+    MODEL_KINDS,
+    VOICE_ENCODERS,
+    build_checked,
+    checkpoint_dict,
+)
 from speech2face.models.face_decoder import FaceDecoder
+from speech2face.models.limits import (
+    FLOAT,
+    INT,
+    MAX_CLIP_SAMPLES,
+    MAX_FFT,
+    MAX_SAMPLE_RATE,
+    MAX_WIDTH,
+    MIN_CLIP_SAMPLES,
+    check_model_config,
+    describe,
+    in_range,
+    refuse,
+)
 from speech2face.models.speaker_encoder import GE2EVoiceEncoder
 from speech2face.models.voice_encoder import VoiceEncoder
 
@@ -148,6 +165,24 @@ def _same(a: Path, b: Path) -> bool:
 # --------------------------------------------------------------------------- reading
 
 
+# What a checkpoint's training and bundle entries hold, and the ranges they take (see
+# speech2face.models.limits for why each bound). The step is a count of optimiser steps: up
+# to 10^12, far beyond any run (the paper's is ~10^5).
+MAX_STEP = 10**12
+TRAINING_FIELDS = {"step": (INT, 0, MAX_STEP)}
+BUNDLE_FIELDS = {"feature_dim": (INT, 1, MAX_WIDTH)}
+AUDIO_FIELDS = {
+    "sample_rate": (INT, 1, MAX_SAMPLE_RATE),
+    "clip_samples": (INT, MIN_CLIP_SAMPLES, MAX_CLIP_SAMPLES),
+    "win_length": (INT, 1, MAX_FFT),
+    "hop_length": (INT, 1, MAX_FFT),
+    "n_fft": (INT, 1, MAX_FFT),
+    # the spectrogram's compression exponent: 0.3 in the paper; 1 is no compression
+    "power_law": (FLOAT, 0.0, 1.0),
+}
+MAX_NAME_LENGTH = 64  # characters of a face encoder's name (vggface, facenet, dlib)
+
+
 def read_training_checkpoint(path: str | os.PathLike, mmap: bool = False) -> dict[str, Any]:
     """A training checkpoint's dictionary (``weights_only=True``), checked to be one; with
     ``mmap`` its tensors are mapped from the file, not read (for models that only infer)."""
@@ -165,6 +200,18 @@ def read_training_checkpoint(path: str | os.PathLike, mmap: bool = False) -> dic
         )
     if payload["kind"] not in MODEL_KINDS:
         raise TrainingCheckpointError(f"{path} holds an unknown model kind '{payload['kind']}'")
+    check_model_config(payload, str(path), "", TrainingCheckpointError, MODEL_KINDS)
+    training = payload["training"]
+    if not isinstance(training, dict):
+        raise TrainingCheckpointError(f"{path}: training is not a table of settings")
+    for name, (kind, low, high) in TRAINING_FIELDS.items():
+        if name not in training:
+            raise TrainingCheckpointError(f"{path}: training.{name} is missing")
+        if not in_range(kind, training[name], low, high):
+            expected = describe(kind, low, high)
+            refuse(str(path), f"training.{name}", training[name], expected, TrainingCheckpointError)
+    if not isinstance(training.get("task"), str):
+        raise TrainingCheckpointError(f"{path}: training.task is missing or not a task's name")
     return payload
 
 
@@ -174,40 +221,35 @@ def resume_path(output_dir: str | os.PathLike) -> Path | None:
     return last if last.is_file() else None
 
 
-def build_model(entry: dict[str, Any], assign: bool = False) -> nn.Module:
+def build_model(
+    entry: dict[str, Any],
+    assign: bool = False,
+    source: str | os.PathLike = "a checkpoint",
+    field: str = "",
+) -> nn.Module:
     """The model of a ``{"kind", "config", "state_dict"}`` entry, weights loaded, on the CPU.
 
-    With ``assign`` the model is built on the meta device and takes the entry's tensors as
+    The entry's config is checked against :mod:`speech2face.models.limits` and the model
+    built on the meta device first, so a config out of range or one that does not make the
+    stored tensors' model is refused in one line naming ``source`` (the file) and ``field``
+    (the entry's place in it, ``""`` at the top) before any weight is allocated.
+
+    With ``assign`` the model stays on the meta device and takes the entry's tensors as
     its own: no random initialisation and no copy (the paper's voice encoder spends a second
     initialising weights that are then overwritten, the decoder a third of one), for a
     model that only infers and an entry that is not used again. A model that makes tensors
     of its own (buffers outside the state dict) is built the ordinary way.
     """
-    cls = MODEL_KINDS[entry["kind"]]
-    state = entry["state_dict"]
-
-    def make() -> nn.Module:
-        if cls is FaceDecoder:
-            return FaceDecoder.from_config(entry["config"], state.get("mean_landmarks"))
-        return cls.from_config(entry["config"])
-
-    if assign:
-        with torch.device("meta"):
-            model = make()
-        if set(model.state_dict()) == {name for name, _ in _tensors(model)}:
-            model.load_state_dict(state, strict=True, assign=True)
-            if isinstance(model, FaceDecoder):  # its mean geometry, checked as at a build
-                model.set_mean_geometry(model.mean_landmarks)
-            return model
-    model = make()
-    model.load_state_dict(state, strict=True)
+    where = os.fspath(source)
+    check_model_config(entry, where, field, TrainingCheckpointError, MODEL_KINDS)
+    model = build_checked(entry, where, field, TrainingCheckpointError, assign=assign)
+    if assign and isinstance(model, FaceDecoder):  # its mean geometry, checked as at a build
+        try:
+            model.set_mean_geometry(model.mean_landmarks)
+        except S2FError as error:
+            prefix = f"{field}." if field else ""
+            raise type(error)(f"{where}: {prefix}state_dict.mean_landmarks: {error}") from None
     return model
-
-
-def _tensors(model: nn.Module) -> Iterator[tuple[str, Tensor]]:
-    """Every parameter and buffer, persistent or not."""
-    yield from model.named_parameters()
-    yield from model.named_buffers()
 
 
 def model_entry(model: nn.Module) -> dict[str, Any]:
@@ -309,6 +351,35 @@ def _radius(value: Any, path: str | os.PathLike) -> float | None:
     return value
 
 
+def check_bundle(bundle: Any, path: str | os.PathLike) -> None:
+    """Refuse, in one line naming ``path`` and the field, a bundle with a setting missing,
+    out of range or of the wrong type (before anything is built from it)."""
+    where = os.fspath(path)
+    if not isinstance(bundle, dict):
+        raise TrainingCheckpointError(f"{where}: bundle is not a table of settings")
+    for name in ("face_encoder", "feature_dim", "audio", "config"):
+        if name not in bundle:
+            raise TrainingCheckpointError(f"{where}: bundle.{name} is missing")
+    name = bundle["face_encoder"]
+    if not (isinstance(name, str) and 0 < len(name) <= MAX_NAME_LENGTH):
+        expected = f"a face encoder's name (at most {MAX_NAME_LENGTH} characters)"
+        refuse(where, "bundle.face_encoder", name, expected, TrainingCheckpointError)
+    if not isinstance(bundle["config"], str):
+        refuse(where, "bundle.config", bundle["config"], "YAML text", TrainingCheckpointError)
+    audio = bundle["audio"]
+    if not isinstance(audio, dict):
+        raise TrainingCheckpointError(f"{where}: bundle.audio is not a table of settings")
+    checks = [
+        (f"bundle.{k}", bundle.get(k), spec, k in bundle) for k, spec in BUNDLE_FIELDS.items()
+    ]
+    checks += [
+        (f"bundle.audio.{k}", audio.get(k), spec, k in audio) for k, spec in AUDIO_FIELDS.items()
+    ]
+    for field, value, (kind, low, high), present in checks:
+        if present and not in_range(kind, value, low, high):
+            refuse(where, field, value, describe(kind, low, high), TrainingCheckpointError)
+
+
 def load_bundle(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Bundle:
     """Everything evaluation and inference need, from one training checkpoint, in eval mode.
 
@@ -317,11 +388,12 @@ def load_bundle(path: str | os.PathLike, map_location: str | torch.device = "cpu
     """
     payload = read_training_checkpoint(path, mmap=True)
     bundle = payload["bundle"]
-    trained = build_model(payload, assign=True)
+    check_bundle(bundle, path)
+    trained = build_model(payload, assign=True, source=path)
     if isinstance(trained, VOICE_ENCODERS):
         if "decoder" not in bundle:
             raise TrainingCheckpointError(f"{path}: a voice encoder without its face decoder")
-        voice, decoder = trained, build_model(bundle["decoder"], assign=True)
+        voice, decoder = trained, build_model(bundle["decoder"], True, path, "bundle.decoder")
     elif isinstance(trained, FaceDecoder):
         voice, decoder = None, trained
     else:

@@ -719,6 +719,8 @@ class Trainer:
         self.log: Any = _Deferred(self._messages, self.dist.is_main)  # a RunLogger in fit()
         self.encoder_name = face_encoder_name(cfg)
         self.feature_dim = int(cfg.face_encoder.dim)
+        if self.task_name == "voice":
+            self._check_clip_samples()
         if self.task_name != "attributes":  # the attribute task checks its own data
             self._check_shards()
         self.decoder_entry: dict[str, Any] | None = None
@@ -778,6 +780,22 @@ class Trainer:
             raise ConfigError(
                 f"the train split of {root} holds {probe.num_samples} samples, fewer than one "
                 f"batch of {self.tcfg.batch_size} per process ({self.dist.world_size})"
+            )
+
+    def _check_clip_samples(self) -> None:
+        """data.clip_samples within the range every checkpoint's window is checked against
+        (speech2face.models.limits), so a run never writes a bundle inference refuses."""
+        from speech2face.models.limits import MAX_CLIP_SAMPLES, MIN_CLIP_SAMPLES
+
+        value = self.cfg.data.get("clip_samples")
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int)
+            or not (MIN_CLIP_SAMPLES <= value <= MAX_CLIP_SAMPLES)
+        ):
+            raise ConfigError(
+                f"data.clip_samples must be a whole number from {MIN_CLIP_SAMPLES:,} to "
+                f"{MAX_CLIP_SAMPLES:,} (1 s to 30 s at 16 kHz), not {value!r}"
             )
 
     def _decoder_checkpoint(self) -> dict[str, Any]:

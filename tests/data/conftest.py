@@ -117,3 +117,46 @@ def no_proxy(monkeypatch):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
     return os.environ
+
+
+def damaged_copy(source: Path, target: Path, ext: str, payload: bytes | None) -> dict[str, str]:
+    """A copy of the preprocessed output ``source`` at ``target`` whose shards each have the
+    ``ext`` member of their first sample replaced by ``payload`` (dropped when ``None``).
+    Returns each damaged shard's path -> the key of its first sample."""
+    import io
+    import shutil
+    import tarfile
+
+    shutil.copytree(source, target)
+    first: dict[str, str] = {}
+    for shard in sorted((target / "shards").glob("*.tar")):
+        out = io.BytesIO()
+        with tarfile.open(shard) as old, tarfile.open(fileobj=out, mode="w") as new:
+            for member in old.getmembers():
+                key, member_ext = member.name.split(".", 1)
+                first.setdefault(str(shard), key)
+                data = old.extractfile(member).read()
+                if key == first[str(shard)] and member_ext == ext:
+                    if payload is None:
+                        continue
+                    data = payload
+                member.size = len(data)
+                new.addfile(member, io.BytesIO(data))
+        shard.write_bytes(out.getvalue())
+    return first
+
+
+# Damage to one member of a sample -> (ext, payload (None: the member is missing), what the
+# one-line error says).
+DAMAGED_MEMBERS = {
+    "no-json": ("json", None, "has no .json member"),
+    "bad-json": ("json", b'{"speaker": ', "its .json cannot be read"),
+    "not-wav": ("wav", b"ID3\x03\x00 an mp3 tag, not a WAVE file", "its .wav cannot be read"),
+    "bad-npy": ("feat.npy", b"\x93NUMPY\x01\x00\x10\x00{'descr': <f2'}\n", "its .feat.npy cannot"),
+    "bad-jpg": ("jpg", b"GIF89a, or so it says", "its .jpg cannot be read"),
+}
+
+
+def names_a_damaged_sample(line: str, first: dict[str, str]) -> bool:
+    """Whether an error line names one of the damaged shards with its damaged sample."""
+    return any(f"shard {shard}, sample {key}:" in line for shard, key in first.items())

@@ -20,7 +20,9 @@ from torch.utils.data import DataLoader
 from speech2face.audio import N_SAMPLES, SAMPLE_RATE, fit_to_length
 from speech2face.config import config_dir
 from speech2face.data import ShardDataset, build_loader, collate, expand_urls
+from speech2face.data.dataset import ShardError
 from speech2face.data.shards import encode_wav, json_bytes, npy_bytes, write_tar
+from tests.data.conftest import DAMAGED_MEMBERS, damaged_copy, names_a_damaged_sample
 
 RANKS = 2
 WORKERS = 2
@@ -294,6 +296,21 @@ def test_face_only_samples(tmp_path):
     samples = list(ShardDataset(str(tmp_path), "train", require_audio=False, with_image=True))
     assert {s["key"] for s in samples} == keys
     assert all(not s["has_audio"] and s["wav"].abs().sum() == 0 for s in samples)
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+@pytest.mark.parametrize("name", DAMAGED_MEMBERS)
+def test_damaged_samples_name_their_shard_and_key(preprocessed, tmp_path, name, workers):
+    """In this process or in a loader worker (whose traceback torch folds into the message),
+    the error is the one line naming the shard and the sample."""
+    ext, payload, says = DAMAGED_MEMBERS[name]
+    first = damaged_copy(preprocessed, tmp_path / "data", ext, payload)
+    dataset = ShardDataset(str(tmp_path / "data"), "val", train=False, with_image=True)
+    with pytest.raises(ShardError) as caught:
+        list(build_loader(dataset, batch_size=1, num_workers=workers))
+    message = str(caught.value)
+    assert "\n" not in message and "Traceback" not in message, message
+    assert names_a_damaged_sample(message, first) and says in message, message
 
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):

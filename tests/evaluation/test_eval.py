@@ -24,7 +24,7 @@ from speech2face.evaluation.run import (
     retrieval_table,
     similarity_table,
 )
-from tests.data.conftest import run_s2f
+from tests.data.conftest import DAMAGED_MEMBERS, damaged_copy, names_a_damaged_sample, run_s2f
 from tests.evaluation.conftest import eval_args
 
 pytestmark = pytest.mark.slow
@@ -319,6 +319,28 @@ def test_bad_shards_give_one_line(voice_run, preprocessed, tmp_path):
     assert "split" in line and "test" in line
     for out in (tmp_path / "a", tmp_path / "b"):
         assert not (out / "report.html").exists() and not (out / "metrics.json").exists()
+
+
+@pytest.mark.parametrize("name", ["huge-clip", "text-clip", "no-face-encoder", "other-shape"])
+def test_edited_checkpoints_give_one_line(edited_checkpoints, preprocessed, tmp_path, name):
+    path, says = edited_checkpoints[name]
+    out = tmp_path / "out"
+    line = _one_line_error(run_s2f("eval", *eval_args(path, preprocessed, out)))
+    assert f"{path}: " in line and says in line, line
+    assert not (out / "report.html").exists() and not (out / "metrics.json").exists()
+
+
+@pytest.mark.parametrize("name", DAMAGED_MEMBERS)
+def test_damaged_samples_name_their_shard_and_key(voice_run, preprocessed, tmp_path, name):
+    """A sample with no .json, bad JSON, a .wav that is not WAV, a bad .npy header or an
+    image that is not one: one line naming the shard and the sample, never a buffer."""
+    ext, payload, says = DAMAGED_MEMBERS[name]
+    first = damaged_copy(preprocessed, tmp_path / "data", ext, payload)
+    out = tmp_path / "out"
+    checkpoint = voice_run / "checkpoints" / "last.pt"
+    line = _one_line_error(run_s2f("eval", *eval_args(checkpoint, tmp_path / "data", out)))
+    assert names_a_damaged_sample(line, first) and says in line and "BytesIO" not in line, line
+    assert not (out / "report.html").exists() and not (out / "metrics.json").exists()
 
 
 def _outputs(out: Path) -> dict[Path, bytes]:

@@ -362,3 +362,28 @@ def test_default_checkpoint_and_python_m(formats, checkpoint, tmp_path, monkeypa
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(f"{source} -> {tmp_path / 'voice.png'} (2 windows")
     assert Image.open(tmp_path / "voice.png").size == (SIZE, SIZE)
+
+
+EDITED = (
+    "huge-clip",
+    "negative-clip",
+    "text-clip",
+    "no-face-encoder",
+    "other-shape",
+    "huge-width",
+    "text-image-size",
+)
+
+
+@pytest.mark.parametrize("name", EDITED)
+def test_edited_checkpoints_are_refused_in_one_line(edited_checkpoints, formats, tmp_path, name):
+    """Through the real command: one line naming the file and the field, no traceback, no
+    portrait; the 400-million-sample window is refused before any audio is read."""
+    path, says = edited_checkpoints[name]
+    source = tmp_path / "voice.wav"
+    source.write_bytes((formats / "speech-wav.wav").read_bytes())
+    result = infer(str(source), "-o", str(tmp_path / "face.png"), "--checkpoint", str(path))
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"{ERROR} {path}: ") and says in line, line
+    assert files(tmp_path) == ["voice.wav"]

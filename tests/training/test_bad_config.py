@@ -10,7 +10,7 @@ import torch
 from speech2face.config import compose
 from speech2face.errors import S2FError
 from speech2face.training import Trainer
-from tests.data.conftest import run_s2f
+from tests.data.conftest import DAMAGED_MEMBERS, damaged_copy, names_a_damaged_sample, run_s2f
 from tests.training.conftest import run_args
 
 
@@ -102,3 +102,30 @@ def test_voice_loss_setting_its_target_does_not_take(preprocessed, decoder_check
                          "loss@loss.voice=centred_cosine", "+loss.voice.lambda1=0.1")  # fmt: skip
     message = refused(overrides)
     assert message.startswith("loss.voice:") and "lambda1" in message
+
+
+@pytest.mark.parametrize("name", ["no-json", "bad-json", "not-wav", "bad-npy"])
+def test_damaged_samples_stop_training_in_one_line(preprocessed, decoder_checkpoint, tmp_path,
+                                                   name):  # fmt: skip
+    """A damaged sample is not skipped (preprocessing writes only samples it read back, so
+    one that does not decode means a damaged shard): one line naming the shard and the key,
+    before any checkpoint or log is written."""
+    ext, payload, says = DAMAGED_MEMBERS[name]
+    first = damaged_copy(preprocessed, tmp_path / "data", ext, payload)
+    run = tmp_path / "run"
+    result = run_s2f("train", *run_args(tmp_path / "data", run, "voice",
+                                        f"decoder_checkpoint={decoder_checkpoint}"))  # fmt: skip
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    (line,) = result.stderr.strip().splitlines()
+    assert names_a_damaged_sample(line, first) and says in line, line
+    assert not (run / "checkpoints").exists() and not (run / "config.yaml").exists()
+
+
+@pytest.mark.parametrize("value", ["400000000", "-48000", "six_seconds"])
+def test_voice_window_out_of_range(preprocessed, decoder_checkpoint, tmp_path, value):
+    """The window every voice checkpoint is later checked against: never trained outside it."""
+    message = refused(run_args(preprocessed, tmp_path / "run", "voice",
+                               f"decoder_checkpoint={decoder_checkpoint}",
+                               f"data.clip_samples={value}"))  # fmt: skip
+    assert message.startswith("data.clip_samples must be a whole number from 16,000 to 480,000")
+    assert not (tmp_path / "run").exists()
