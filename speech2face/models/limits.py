@@ -67,6 +67,9 @@ MAX_BORDER_POINTS = 64
 # GE2E partial windows: 160 frames (1.6 s) in Resemblyzer; up to MAX_CLIP_SAMPLES' frames.
 MAX_PARTIAL_FRAMES = MAX_CLIP_SAMPLES // 160  # 3,000 frames of 10 ms
 MAX_PARTIAL_RATE = 100.0  # partial windows a second: one every frame (10 ms) at most
+# Training-only noise on the unit GE2E embedding, per coordinate: 0.625 is noise ten times
+# the 256-D embedding's length (the model refuses more, speaker_encoder.MAX_EMBEDDING_NOISE).
+MAX_EMBEDDING_NOISE = 0.625
 
 # --------------------------------------------------------------------------- the table
 
@@ -93,6 +96,8 @@ MODEL_FIELDS: dict[str, dict[str, tuple[str, float, float]]] = {
         "partial_rate": (FLOAT, 0.0, MAX_PARTIAL_RATE),
         "min_coverage": (FLOAT, 0.0, 1.0),
         "level_dbfs": (OPTIONAL_FLOAT, -200.0, 0.0),
+        "embedding_noise": (FLOAT, 0.0, MAX_EMBEDDING_NOISE),
+        "embedding_dropout": (FLOAT, 0.0, 1.0),
     },
     "face_decoder": {
         "feature_dim": (INT, 1, MAX_WIDTH),

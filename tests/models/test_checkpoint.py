@@ -123,3 +123,23 @@ def test_corrupt_checkpoint_says_so(tmp_path, damage):
     message = str(info.value)
     assert message.startswith(f"checkpoint {path} is corrupt or truncated ({len(damaged):,} bytes")
     assert "weights_only" not in message and "\n" not in message
+
+
+def test_every_model_setting_has_a_range():
+    """Each setting a checkpoint's config holds is checked against a range before the model
+    is built (speech2face.models.limits): a setting added to a model without one would make
+    every checkpoint of it unreadable."""
+    from dataclasses import fields
+
+    from speech2face.models import GE2EVoiceEncoder
+    from speech2face.models.face_decoder import FaceDecoder
+    from speech2face.models.limits import MODEL_FIELDS
+    from speech2face.models.voice_encoder import VoiceEncoder
+
+    for model in (VoiceEncoder, GE2EVoiceEncoder, FaceDecoder):
+        config = model(**({"out_dim": 4, "hidden_dim": 4} if model is GE2EVoiceEncoder else {}))
+        names = {field.name for field in fields(config.config)}
+        assert names <= set(MODEL_FIELDS[model.kind]), (
+            model.kind,
+            names - set(MODEL_FIELDS[model.kind]),
+        )
