@@ -218,6 +218,12 @@ class Demo:
 
     def voice(self) -> None:
         stage = self.cfg.voice
+        regularise = []
+        if stage.model == "voice_encoder_ge2e":
+            regularise = [
+                f"model.voice.embedding_noise={float(stage.embedding_noise)}",
+                f"model.voice.embedding_dropout={float(stage.embedding_dropout)}",
+            ]
         self._train(
             "voice",
             self.paths.voice,
@@ -227,6 +233,7 @@ class Demo:
             "debug=demo",
             f"model@model.voice={stage.model}",
             f"model.voice.hidden_dim={int(stage.hidden_dim)}",
+            *regularise,
             hydra_override("decoder_checkpoint", self.paths.last(self.paths.decoder)),
         )
 

@@ -857,12 +857,19 @@ class Trainer:
                 f"{self.output_dir} holds a run of another {payload['kind']} architecture: "
                 "choose another output_dir"
             )
-        model.load_state_dict(payload["state_dict"], strict=True)
         state = payload["training"]
-        optimizer.load_state_dict(state["optimizer"])
-        if scheduler is not None and state.get("scheduler") is not None:
-            scheduler.load_state_dict(state["scheduler"])
-        set_rng_state(state["rng"])
+        try:
+            model.load_state_dict(payload["state_dict"], strict=True)
+            optimizer.load_state_dict(state["optimizer"])
+            if scheduler is not None and state.get("scheduler") is not None:
+                scheduler.load_state_dict(state["scheduler"])
+            set_rng_state(state["rng"])
+        except (KeyError, RuntimeError, TypeError, ValueError) as error:
+            first = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+            raise ConfigError(
+                f"{self.output_dir}: its last checkpoint cannot be resumed ({first}): "
+                "choose another output_dir"
+            ) from None
         best = state.get("best")
         return int(state["step"]), int(state["epoch"]), int(state["batch_in_epoch"]), best
 

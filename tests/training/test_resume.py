@@ -62,3 +62,30 @@ def test_killed_run_resumes_to_the_same_weights(preprocessed, decoder_checkpoint
     for index, state in want["training"]["optimizer"]["state"].items():
         for key, value in state.items():
             assert torch.equal(value, got["training"]["optimizer"]["state"][index][key])
+
+
+def test_a_damaged_last_checkpoint_is_one_line(preprocessed, decoder_checkpoint, tmp_path):
+    """A run whose last checkpoint holds an optimizer state of other shapes (edited, or
+    written by another version) stops in one line instead of torch's traceback."""
+    out = tmp_path / "run"
+
+    def args(steps):
+        return run_args(
+            preprocessed, out, "voice", f"decoder_checkpoint={decoder_checkpoint}",
+            f"trainer.max_steps={steps}", "trainer.val_every=2",
+        )  # fmt: skip
+
+    result = run_s2f("train", *args(2))
+    assert result.returncode == 0, result.stderr[-3000:]
+    last = out / "checkpoints" / "last.pt"
+    payload = torch.load(last, weights_only=True)
+    payload["training"]["optimizer"]["param_groups"][0]["params"].append(10_000)
+    last.unlink()  # a link to the step file: replace it, keep the step file as it was
+    torch.save(payload, last)
+    before = sorted(p.name for p in (out / "checkpoints").iterdir())
+    result = run_s2f("train", *args(4))
+    assert result.returncode == 2, result.stderr[-3000:]
+    lines = result.stderr.strip().splitlines()
+    assert "Traceback" not in result.stderr
+    assert "its last checkpoint cannot be resumed" in lines[-1], result.stderr
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == before
