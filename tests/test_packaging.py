@@ -27,11 +27,12 @@ def wheel(tmp_path_factory) -> Path:
     for name in ("speech2face", "configs"):
         shutil.copytree(ROOT / name, source / name, ignore=ignore)
     build = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-v",
          "-w", str(tmp_path / "dist"), str(source)],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert build.returncode == 0, build.stderr
+    (tmp_path / "build.log").write_text(build.stdout + build.stderr)
     (path,) = (tmp_path / "dist").glob("speech2face-*.whl")
     return path
 
@@ -71,6 +72,36 @@ def test_wheel_ships_every_config_and_finds_them(wheel, tmp_path):
     assert value == "x"
 
 
+def test_every_folder_that_ships_is_a_listed_package():
+    """pyproject.toml lists every folder of speech2face/ and configs/ as a package (code or
+    data): one left out is missing from the wheel, or makes setuptools warn on every
+    install."""
+    import tomllib
+
+    listed = set(
+        tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    )
+    folders = {"speech2face.configs"} | {
+        "speech2face.configs." + ".".join(p.relative_to(ROOT / "configs").parts)
+        for p in (ROOT / "configs").rglob("*")
+        if p.is_dir()
+    }
+    folders |= {
+        ".".join(p.relative_to(ROOT).parts)
+        for p in [ROOT / "speech2face", *(ROOT / "speech2face").rglob("*")]
+        if p.is_dir() and p.name != "__pycache__" and any(p.iterdir())
+    }
+    assert folders == listed
+
+
+@pytest.mark.slow
+def test_the_wheel_builds_without_packaging_warnings(wheel):
+    log = (wheel.parent.parent / "build.log").read_text()
+    assert "speech2face" in log  # the verbose build's output was kept
+    assert "absent from the `packages` configuration" not in log
+    assert "BuildBackendWarning" not in log
+
+
 @pytest.mark.slow
 def test_the_wheel_ships_the_web_page_and_serves_it(wheel, tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
@@ -91,7 +122,7 @@ def test_the_wheel_ships_the_web_page_and_serves_it(wheel, tmp_path):
         "from speech2face.web.app import create_app, STATIC_DIR\n"
         "from speech2face.web.engine import Engine\n"
         "print(STATIC_DIR)\n"
-        "client = TestClient(create_app(Engine(attributes=False)))\n"
+        "client = TestClient(create_app(Engine(attributes=False)), base_url='http://127.0.0.1')\n"
         "for path in ('/', '/static/app.js', '/static/app.css', '/static/favicon.svg'):\n"
         "    assert client.get(path).status_code == 200, path\n"
     )
