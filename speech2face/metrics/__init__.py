@@ -11,7 +11,9 @@ Pure functions of features (torch tensors or NumPy arrays), no I/O:
   of gender, age (10-year bins) and ethnicity labels;
 - :mod:`~speech2face.metrics.craniofacial`: the paper's craniofacial measurements on dlib's
   68 landmarks (the formula table is in the module), Pearson r with p-values between two
-  sets of portraits, beside random pairings.
+  sets of portraits, beside random pairings;
+- :mod:`~speech2face.metrics.lattice`: how strongly portraits carry the grid of a decoder's
+  stride-2 upsampling (spectral peaks on its lattice of frequencies, in dB).
 """
 
 from speech2face.metrics._common import MetricError
@@ -29,6 +31,7 @@ from speech2face.metrics.craniofacial import (
     craniofacial_measurements,
     pearson,
 )
+from speech2face.metrics.lattice import lattice_peaks, power_spectrum
 from speech2face.metrics.retrieval import (
     DEFAULT_KS,
     METRICS,
@@ -78,10 +81,12 @@ __all__ = [
     "feature_similarity",
     "l1_distance",
     "l2_distance",
+    "lattice_peaks",
     "nearest",
     "nearest_label_agreement",
     "pair_similarities",
     "pooled_ranks",
+    "power_spectrum",
     "pooled_recall_at_k",
     "recall_at_k",
     "recall_ci",

@@ -9,6 +9,13 @@ the layer the Speech2Face loss taps as ``f_dec``), then two branches:
   stride 2) up to 224x224 with max(256 / 2^i, 32) channels after the i-th, then a 1x1
   convolution to RGB and a sigmoid. The texture lives in the mean face geometry.
 
+  A 5x5 kernel at stride 2 covers even output pixels with 3x3 taps and odd ones with 2x2
+  (Odena et al., "Deconvolution and Checkerboard Artifacts", Distill 2016), which draws a
+  grid into the portraits at the periods 2, 4, ... of the upsampling. ``upsample="resize"``
+  doubles the size by nearest-neighbour resizing and then applies a 5x5 convolution (same
+  widths, same parameter count), which covers every pixel alike; ``"transposed"`` is the
+  paper's and the default.
+
 The texture is then warped by a thin-plate spline that moves the mean landmarks to the
 predicted ones, with fixed points on the image border. The mean geometry is a buffer (saved
 in checkpoints): :func:`speech2face.models.landmarks.mean_geometry` computes it from training
@@ -44,6 +51,7 @@ DECONV_STRIDE = 2
 LANDMARK_HIDDEN = (256,)
 LANDMARK_INIT_STD = 1e-3  # small last-layer weights: an untrained decoder draws the mean shape
 BORDER_PER_SIDE = 3  # fixed TPS points per image edge: corners and midpoints (8 in all)
+UPSAMPLING = ("transposed", "resize")  # the paper's transposed convs | resize, then convolve
 
 
 class FaceDecoderError(S2FError, ValueError):
@@ -63,9 +71,14 @@ class FaceDecoderConfig:
     texture_channels: int = TEXTURE_CHANNELS
     min_channels: int = MIN_CHANNELS
     border_per_side: int = BORDER_PER_SIDE
+    upsample: str = "transposed"
 
     def __post_init__(self) -> None:
         self.landmark_hidden = [int(h) for h in self.landmark_hidden]
+        if self.upsample not in UPSAMPLING:
+            raise FaceDecoderError(
+                f"upsample must be one of {', '.join(UPSAMPLING)}, got {self.upsample!r}"
+            )
         ratio = self.image_size / self.texture_base
         if ratio < 1 or ratio != 2 ** round(math.log2(ratio)):
             raise FaceDecoderError(
@@ -112,6 +125,8 @@ class FaceDecoder(nn.Module):
         landmark_hidden: hidden widths of the landmark MLP.
         image_size, texture_base, texture_channels, min_channels: texture branch geometry.
         border_per_side: fixed TPS points per image edge.
+        upsample: ``"transposed"`` (the paper's 5x5 stride-2 transposed convolutions) or
+            ``"resize"`` (nearest-neighbour doubling, then a 5x5 convolution: no grid).
         mean_landmarks: ``(K, 2)`` pixel mean geometry; default: a canonical frontal layout
             (68 points) or, for other K, ``set_mean_geometry`` must be called.
     """
@@ -129,6 +144,7 @@ class FaceDecoder(nn.Module):
         texture_channels: int = TEXTURE_CHANNELS,
         min_channels: int = MIN_CHANNELS,
         border_per_side: int = BORDER_PER_SIDE,
+        upsample: str = "transposed",
         mean_landmarks: np.ndarray | Tensor | None = None,
     ) -> None:
         super().__init__()
@@ -142,6 +158,7 @@ class FaceDecoder(nn.Module):
             texture_channels=int(texture_channels),
             min_channels=int(min_channels),
             border_per_side=int(border_per_side),
+            upsample=upsample,
         )
         self.config = cfg
         self.fc_in = nn.Linear(cfg.feature_dim, cfg.embed_dim)
@@ -162,17 +179,23 @@ class FaceDecoder(nn.Module):
         ups: list[nn.Module] = []
         previous = cfg.texture_channels
         for width in cfg.deconv_channels():
-            ups += [
-                nn.ConvTranspose2d(
-                    previous,
-                    width,
-                    DECONV_KERNEL,
-                    stride=DECONV_STRIDE,
-                    padding=DECONV_KERNEL // 2,
-                    output_padding=DECONV_STRIDE - 1,  # exactly doubles the size
-                ),
-                nn.ReLU(),
-            ]
+            if cfg.upsample == "transposed":
+                ups.append(
+                    nn.ConvTranspose2d(
+                        previous,
+                        width,
+                        DECONV_KERNEL,
+                        stride=DECONV_STRIDE,
+                        padding=DECONV_KERNEL // 2,
+                        output_padding=DECONV_STRIDE - 1,  # exactly doubles the size
+                    )
+                )
+            else:  # "resize": every output pixel sees the same 5x5 taps
+                ups += [
+                    nn.Upsample(scale_factor=DECONV_STRIDE, mode="nearest"),
+                    nn.Conv2d(previous, width, DECONV_KERNEL, padding=DECONV_KERNEL // 2),
+                ]
+            ups.append(nn.ReLU())
             previous = width
         self.upsample = nn.Sequential(*ups)
         self.to_rgb = nn.Conv2d(previous, 3, kernel_size=1)

@@ -74,10 +74,12 @@ MAX_EMBEDDING_NOISE = 0.625
 # --------------------------------------------------------------------------- the table
 
 INT, INTS, FLOAT, OPTIONAL_FLOAT, BOOL = "int", "ints", "float", "float or null", "bool"
+# A setting that is one of a few names: (CHOICE, names, None).
+CHOICE = "choice"
 
 # kind -> config field -> (type, lowest, highest). Fields a config may leave out take the
 # model's defaults; a field not listed here is refused.
-MODEL_FIELDS: dict[str, dict[str, tuple[str, float, float]]] = {
+MODEL_FIELDS: dict[str, dict[str, tuple[str, Any, Any]]] = {
     "voice_encoder": {
         "out_dim": (INT, 1, MAX_WIDTH),
         "hidden_dim": (INT, 1, MAX_WIDTH),
@@ -109,16 +111,19 @@ MODEL_FIELDS: dict[str, dict[str, tuple[str, float, float]]] = {
         "texture_channels": (INT, 1, MAX_CHANNELS),
         "min_channels": (INT, 1, MAX_CHANNELS),
         "border_per_side": (INT, 2, MAX_BORDER_POINTS),
+        "upsample": (CHOICE, ("transposed", "resize"), None),
     },
 }
 # Lists of layers are at most this long (an empty one is refused by the models themselves).
 LIST_FIELDS_MAX_LENGTH = MAX_LAYERS
 
 
-def describe(kind: str, low: float, high: float) -> str:
+def describe(kind: str, low: Any, high: Any) -> str:
     """How a field's allowed values read in a message."""
     if kind == BOOL:
         return "true or false"
+    if kind == CHOICE:
+        return "one of " + ", ".join(low)
     if kind == INT:
         return f"a whole number from {low:,} to {high:,}"
     if kind == INTS:
@@ -127,11 +132,13 @@ def describe(kind: str, low: float, high: float) -> str:
     return f"{span}, or null" if kind == OPTIONAL_FLOAT else span
 
 
-def in_range(kind: str, value: Any, low: float, high: float) -> bool:
+def in_range(kind: str, value: Any, low: Any, high: Any) -> bool:
     """Whether ``value`` is of ``kind`` (bools are not numbers, text is not either) and lies
     in ``[low, high]``."""
     if kind == BOOL:
         return isinstance(value, bool)
+    if kind == CHOICE:
+        return isinstance(value, str) and value in low
     if kind == OPTIONAL_FLOAT and value is None:
         return True
     if kind == INTS:

@@ -149,3 +149,37 @@ def test_coordinate_conversions_and_border():
     assert border.shape == (8, 2)
     assert ((border.abs() == 1).any(dim=1)).all()
     assert len({tuple(p) for p in border.tolist()}) == 8
+
+
+def test_upsampling_choice_and_where_each_is_used(tmp_path):
+    """experiment=paper keeps the paper's transposed convolutions; debug=demo resizes, then
+    convolves; the choice is saved in checkpoints and checked when one is read."""
+    from speech2face.config import compose
+    from speech2face.models import load_checkpoint, save_checkpoint
+    from speech2face.models.checkpoint import CheckpointError
+
+    paper = compose("train", ["experiment=paper"])
+    demo = compose("train", ["debug=demo"])
+    assert paper.model.decoder.upsample == "transposed"
+    assert demo.model.decoder.upsample == "resize"
+
+    small = {"feature_dim": 16, "image_size": 56, "texture_base": 14, "texture_channels": 8,
+             "min_channels": 4, "landmark_hidden": [8]}  # fmt: skip
+    resize = FaceDecoder(**small, upsample="resize")
+    assert not any(isinstance(m, nn.ConvTranspose2d) for m in resize.modules())
+    convs = [m for m in resize.upsample if isinstance(m, nn.Conv2d)]
+    assert [m.kernel_size for m in convs] == [(5, 5), (5, 5)]
+    path = save_checkpoint(resize, tmp_path / "resize.pt")
+    rebuilt = load_checkpoint(path, kind="face_decoder")
+    assert rebuilt.config.upsample == "resize"
+    features = torch.randn(2, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(rebuilt(features).image, resize.eval()(features).image)
+
+    with pytest.raises(FaceDecoderError, match="upsample must be one of transposed, resize"):
+        FaceDecoder(**small, upsample="bilinear")
+    payload = torch.load(path, weights_only=True)
+    payload["config"]["upsample"] = "pixelshuffle"
+    torch.save(payload, tmp_path / "edited.pt")
+    with pytest.raises(CheckpointError, match="config.upsample must be one of transposed, resize"):
+        load_checkpoint(tmp_path / "edited.pt", kind="face_decoder")
