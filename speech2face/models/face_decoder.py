@@ -12,9 +12,9 @@ the layer the Speech2Face loss taps as ``f_dec``), then two branches:
   A 5x5 kernel at stride 2 covers even output pixels with 3x3 taps and odd ones with 2x2
   (Odena et al., "Deconvolution and Checkerboard Artifacts", Distill 2016), which draws a
   grid into the portraits at the periods 2, 4, ... of the upsampling. ``upsample="resize"``
-  doubles the size by nearest-neighbour resizing and then applies a 5x5 convolution (same
-  widths, same parameter count), which covers every pixel alike; ``"transposed"`` is the
-  paper's and the default.
+  doubles the size by nearest-neighbour resizing and then applies a 3x3 convolution (same
+  widths; at the doubled size a 3x3 kernel costs about what the 5x5 transposed one does),
+  which covers every pixel alike; ``"transposed"`` is the paper's and the default.
 
 The texture is then warped by a thin-plate spline that moves the mean landmarks to the
 predicted ones, with fixed points on the image border. The mean geometry is a buffer (saved
@@ -48,6 +48,7 @@ TEXTURE_CHANNELS = 256
 MIN_CHANNELS = 32  # channels after the i-th transposed conv: max(256 / 2^i, 32)
 DECONV_KERNEL = 5
 DECONV_STRIDE = 2
+RESIZE_KERNEL = 3  # upsample="resize": the convolution after each nearest-neighbour doubling
 LANDMARK_HIDDEN = (256,)
 LANDMARK_INIT_STD = 1e-3  # small last-layer weights: an untrained decoder draws the mean shape
 BORDER_PER_SIDE = 3  # fixed TPS points per image edge: corners and midpoints (8 in all)
@@ -126,7 +127,7 @@ class FaceDecoder(nn.Module):
         image_size, texture_base, texture_channels, min_channels: texture branch geometry.
         border_per_side: fixed TPS points per image edge.
         upsample: ``"transposed"`` (the paper's 5x5 stride-2 transposed convolutions) or
-            ``"resize"`` (nearest-neighbour doubling, then a 5x5 convolution: no grid).
+            ``"resize"`` (nearest-neighbour doubling, then a 3x3 convolution: no grid).
         mean_landmarks: ``(K, 2)`` pixel mean geometry; default: a canonical frontal layout
             (68 points) or, for other K, ``set_mean_geometry`` must be called.
     """
@@ -190,10 +191,10 @@ class FaceDecoder(nn.Module):
                         output_padding=DECONV_STRIDE - 1,  # exactly doubles the size
                     )
                 )
-            else:  # "resize": every output pixel sees the same 5x5 taps
+            else:  # "resize": every output pixel sees the same 3x3 taps
                 ups += [
                     nn.Upsample(scale_factor=DECONV_STRIDE, mode="nearest"),
-                    nn.Conv2d(previous, width, DECONV_KERNEL, padding=DECONV_KERNEL // 2),
+                    nn.Conv2d(previous, width, RESIZE_KERNEL, padding=RESIZE_KERNEL // 2),
                 ]
             ups.append(nn.ReLU())
             previous = width

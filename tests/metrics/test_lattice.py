@@ -46,7 +46,7 @@ def test_a_faint_grid_stands_out(period):
 
 def test_the_paper_decoders_grid_and_the_resize_decoders_none():
     """Untrained, the paper's transposed convolutions (5x5, stride 2) already draw the grid;
-    resizing then convolving, with as many parameters, does not."""
+    resizing then convolving (3x3) does not."""
     from speech2face.models.face_decoder import FaceDecoder
 
     features = torch.randn(8, 64, generator=torch.Generator().manual_seed(0))
@@ -60,8 +60,6 @@ def test_the_paper_decoders_grid_and_the_resize_decoders_none():
         with torch.no_grad():
             out = decoder(features)
         read[upsample] = float(lattice_peaks(out.image, step=14).mean())
-        read[upsample, "parameters"] = sum(p.numel() for p in decoder.parameters())
-    assert read["transposed", "parameters"] == read["resize", "parameters"]
     assert read["transposed"] > 8.0
     assert abs(read["resize"]) < 2.0
 

@@ -168,7 +168,7 @@ def test_upsampling_choice_and_where_each_is_used(tmp_path):
     resize = FaceDecoder(**small, upsample="resize")
     assert not any(isinstance(m, nn.ConvTranspose2d) for m in resize.modules())
     convs = [m for m in resize.upsample if isinstance(m, nn.Conv2d)]
-    assert [m.kernel_size for m in convs] == [(5, 5), (5, 5)]
+    assert [m.kernel_size for m in convs] == [(3, 3), (3, 3)]
     path = save_checkpoint(resize, tmp_path / "resize.pt")
     rebuilt = load_checkpoint(path, kind="face_decoder")
     assert rebuilt.config.upsample == "resize"
