@@ -453,10 +453,10 @@ def verify(
         return (WRONG_SIZE if wrong_size else FAILED), str(error)
     if digest is not None:
         return VERIFIED, f"size and SHA-256 {digest} match the registry"
-    from speech2face.models._io import safe_load  # torch: only for this check
+    from speech2face.tensor_io import safe_load  # torch: only for this check
 
     try:
-        loaded = safe_load(path, WeightsError, "weights file")
+        loaded = safe_load(path, WeightsError, "weights file", hint=unreadable_hint)
     except WeightsError as error:
         return CORRUPT, str(error)
     tensors = len(loaded) if isinstance(loaded, dict) else 0

@@ -1,90 +1,31 @@
-"""Reading tensor files safely: ``torch.load(weights_only=True)`` with one-line errors.
-
-A file torch cannot read is reported for what it is, never with torch's advice to load it
-with ``weights_only=False`` (which would run whatever code the file holds): either it is
-corrupt or truncated (with its size, and for a registered weight file its expected size and
-checksum and how to fetch it again), or it holds pickled Python objects besides tensors.
-"""
+"""Loading the models' tensor files: :func:`speech2face.tensor_io.safe_load`, whose one-line
+errors for a registered weight file also give its expected size and checksum and how to
+fetch it again (:func:`speech2face.weights.unreadable_hint`)."""
 
 from __future__ import annotations
 
 import os
-import pickle
-import re
 from typing import Any
 
-import torch
-
 from speech2face.errors import S2FError
+from speech2face.tensor_io import safe_load as _safe_load
+from speech2face.tensor_io import torch_reason
+from speech2face.tensor_io import unreadable_message as _unreadable_message
 
-# torch's weights_only failures wrap the unpickler's own message in advice; this finds it.
-_UNPICKLER_REASON = re.compile(r"WeightsUnpickler error:\s*(.+?)(?:\n\s*\n|$)", re.DOTALL)
+__all__ = ["safe_load", "torch_reason", "unreadable_message"]
 
 
 def safe_load(path: str | os.PathLike, error: type[S2FError], what: str, mmap: bool = False) -> Any:
-    """Load ``path`` on the CPU without running pickled code.
-
-    Args:
-        error: the :class:`S2FError` subclass to raise.
-        what: what the file should hold, for the message (``"checkpoint"``, ``"weights"``).
-        mmap: map the file's tensors into memory instead of reading them (a read-only use of
-            a large checkpoint then costs no copy: the pages are read as the tensors are
-            used). A file that cannot be mapped is read as usual, so its error is the same.
-    """
-    if mmap:
-        try:
-            return torch.load(os.fspath(path), map_location="cpu", weights_only=True, mmap=True)
-        except Exception:  # noqa: BLE001 (read it again below, for the one-line reason)
-            pass
-    try:
-        return torch.load(os.fspath(path), map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise error(f"{what} not found: {path}") from None
-    except OSError as cause:  # a directory, no permission
-        raise error(f"could not read {what} {path}: {cause.strerror or cause}") from None
-    except Exception as cause:  # unpickling errors have many types
-        raise error(unreadable_message(path, what, cause)) from None
-
-
-def torch_reason(cause: BaseException) -> str:
-    """What went wrong in a failed ``torch.load``, in a few words, without torch's advice."""
-    text = str(cause)
-    if isinstance(cause, pickle.UnpicklingError):
-        match = _UNPICKLER_REASON.search(text)
-        if match:
-            text = match.group(1)
-        elif cause.__context__ is not None:
-            text = str(cause.__context__)
-    text = " ".join(text.split())
-    if "legacy .tar format" in text:
-        return "not a tensor file (or PyTorch's legacy .tar format, which is not loaded)"
-    if isinstance(cause, EOFError) or text.startswith("unexpected EOF"):
-        return "the file ends too early"
-    opcode = re.fullmatch(r"Unsupported operand (\d+)", text)
-    if opcode:  # the unpickler met a byte that starts no pickle instruction
-        return f"not a tensor file: unknown pickle opcode {opcode.group(1)}"
-    text = text.removeprefix("PytorchStreamReader ")
-    text = re.split(r"(?<=[\w)])\.\s", text)[0].rstrip(".")  # the first sentence
-    return f"torch: {text or type(cause).__name__}"
+    """:func:`speech2face.tensor_io.safe_load` with the weights registry's hint."""
+    return _safe_load(path, error, what, mmap=mmap, hint=_registry_hint)
 
 
 def unreadable_message(path: str | os.PathLike, what: str, cause: BaseException) -> str:
-    """One line saying why ``path`` could not be loaded, and what to do about it."""
-    from speech2face.weights import unreadable_hint
+    """:func:`speech2face.tensor_io.unreadable_message` with the weights registry's hint."""
+    return _unreadable_message(path, what, cause, hint=_registry_hint)
 
-    reason = torch_reason(cause)
-    hint = unreadable_hint(path)
-    if reason.startswith("torch: Unsupported global"):  # a pickled class or function, not damage
-        found = re.search(r"GLOBAL (\S+)", reason)
-        detail = f" ({found.group(1)})" if found else ""
-        message = (
-            f"could not read {what} {path}: it holds pickled Python objects{detail} besides "
-            "tensors, which speech2face never loads because loading them could run code"
-        )
-        return f"{message}; {hint}" if hint else message
-    try:
-        size = f"{os.path.getsize(path):,} bytes; "
-    except OSError:
-        size = ""
-    message = f"{what} {path} is corrupt or truncated ({size}{reason})"
-    return f"{message}: {hint}" if hint else message
+
+def _registry_hint(path: str | os.PathLike) -> str:
+    from speech2face.weights import unreadable_hint  # the registry, only when a load fails
+
+    return unreadable_hint(path)
