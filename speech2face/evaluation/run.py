@@ -582,7 +582,7 @@ def mean_query(mean: Tensor | None, portrait: Tensor | None, encoder: Any) -> Te
 
 def mean_face_labels(portrait: Tensor | None, backend: Any) -> dict[str, Any] | None:
     """The backend's labels of the mean training feature's ``(1, 3, S, S)`` portrait."""
-    from speech2face.evaluation.collect import to_uint8
+    from speech2face.images import to_uint8
 
     if backend is None or portrait is None:
         return None
