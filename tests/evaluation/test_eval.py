@@ -17,9 +17,8 @@ import torch
 
 from speech2face.data.shards import npy_bytes, read_npy
 from speech2face.evaluation.collect import WINDOWS, Collected
-from speech2face.evaluation.run import (
-    SCHEMA,
-    SCHEMA_VERSION,
+from speech2face.evaluation.run import SCHEMA, SCHEMA_VERSION
+from speech2face.evaluation.tables import (
     pooled_retrieval_table,
     retrieval_table,
     similarity_table,
