@@ -22,7 +22,7 @@ How a recording becomes one prediction:
    its last non-silent frame.
 3. The rest is cut into windows of the checkpoint's training length
    (``bundle.audio["clip_samples"]``, 6 s for the paper's model) with a hop of half a
-   window, the last one flush with the end (:func:`speech2face.evaluation.collect.clip_windows`);
+   window, the last one flush with the end (:func:`speech2face.windows.clip_windows`);
    audio shorter than one window is tiled to it as the paper does. Windows less than
    :data:`MIN_VOICED_FRACTION` non-silent are left out (when all are, the most voiced one is
    kept).
@@ -384,7 +384,7 @@ class Portraitist:
         shows them, without finding them twice)."""
         import torch
 
-        from speech2face.evaluation.collect import to_uint8
+        from speech2face.images import to_uint8
 
         raw = self.raw_outputs(windows.clips)  # (W, D)
         with torch.no_grad():
@@ -407,7 +407,7 @@ class Portraitist:
         import torch
 
         from speech2face.audio import SAMPLE_RATE
-        from speech2face.evaluation.collect import clip_windows
+        from speech2face.windows import clip_windows
 
         voiced = voiced_mask(wav, name)  # (L,) bool
         where = torch.nonzero(voiced).flatten()

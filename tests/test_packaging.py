@@ -1,5 +1,5 @@
-"""An installed (non-editable) wheel carries the configs and the web page, and uses them
-anywhere."""
+"""An installed (non-editable) wheel carries the configs, the web page and the report's
+templates, and uses them anywhere."""
 
 from __future__ import annotations
 
@@ -131,3 +131,26 @@ def test_the_wheel_ships_the_web_page_and_serves_it(wheel, tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert Path(result.stdout.strip()) == target / "speech2face" / "web" / "static"
+
+
+@pytest.mark.slow
+def test_the_wheel_ships_the_report_templates_and_renders_them(wheel, tmp_path):
+    names = set(zipfile.ZipFile(wheel).namelist())
+    templates = sorted((ROOT / "speech2face" / "evaluation" / "templates").glob("*.html"))
+    assert "report.html" in {p.name for p in templates}
+    for template in templates:
+        assert f"speech2face/evaluation/templates/{template.name}" in names
+
+    target = tmp_path / "site"
+    env = _install(wheel, target)
+    probe = (
+        "import speech2face.evaluation.report as r\n"
+        "print(r.__file__)\n"
+        "page = r.render_html({'version': 1})\n"
+        "assert page.startswith('<!DOCTYPE html>') and 'Skipped: not computed' in page\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert Path(result.stdout.strip()).is_relative_to(target)

@@ -16,8 +16,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from speech2face.audio import SAMPLE_RATE, fit_to_length, spectrogram
+from speech2face.audio import SAMPLE_RATE, spectrogram
+from speech2face.images import to_uint8
 from speech2face.training.checkpoint import Bundle
+from speech2face.windows import clip_windows, fixed_window
 
 # name -> window length in seconds (None: the whole segment, windows of the training length)
 WINDOWS: dict[str, float | None] = {"3s": 3.0, "6s": 6.0, "clip": None}
@@ -80,28 +82,6 @@ class Collected:
 
     def __len__(self) -> int:
         return len(self.keys)
-
-
-def fixed_window(wav: Tensor, samples: int) -> Tensor:  # (L,) -> (samples,)
-    """The first ``samples`` of ``wav``, tiled when it is shorter (the paper's short audio)."""
-    return fit_to_length(wav[:samples], samples)
-
-
-def clip_windows(wav: Tensor, samples: int) -> Tensor:  # (L,) -> (W, samples)
-    """Windows of ``samples`` covering ``wav`` with a hop of half a window, the last one
-    flush with its end; one tiled window when ``wav`` is shorter."""
-    length = wav.numel()
-    if length <= samples:
-        return fixed_window(wav, samples)[None]
-    hop = max(samples // 2, 1)
-    starts = list(range(0, length - samples + 1, hop))
-    if starts[-1] != length - samples:
-        starts.append(length - samples)
-    return torch.stack([wav[start : start + samples] for start in starts])
-
-
-def to_uint8(images: Tensor) -> Tensor:  # (B, 3, H, W) in [0, 1] -> (B, 3, H, W) uint8 (CPU)
-    return (images.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).cpu()
 
 
 def batches(samples: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:

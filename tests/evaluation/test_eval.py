@@ -16,14 +16,14 @@ import pytest
 import torch
 
 from speech2face.data.shards import npy_bytes, read_npy
-from speech2face.evaluation.collect import WINDOWS, Collected, clip_windows, fixed_window
-from speech2face.evaluation.run import (
-    SCHEMA,
-    SCHEMA_VERSION,
+from speech2face.evaluation.collect import WINDOWS, Collected
+from speech2face.evaluation.run import SCHEMA, SCHEMA_VERSION
+from speech2face.evaluation.tables import (
     pooled_retrieval_table,
     retrieval_table,
     similarity_table,
 )
+from speech2face.windows import clip_windows, fixed_window
 from tests.data.conftest import DAMAGED_MEMBERS, damaged_copy, names_a_damaged_sample, run_s2f
 from tests.evaluation.conftest import eval_args
 
