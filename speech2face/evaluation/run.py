@@ -54,6 +54,9 @@ class EvalError(S2FError, ValueError):
 
 # --------------------------------------------------------------------------- the run
 
+# Printed where FaceNet's weights are missing; tests run every command the report names.
+FETCH_FACENET = "s2f-weights action=fetch name=facenet_vggface2"
+
 
 def _settings(cfg: Any) -> dict[str, Any]:
     from omegaconf import OmegaConf
@@ -118,7 +121,7 @@ def pool_encoder(bundle: Any, wanted: str) -> tuple[Any, str, str]:
             "as SF2F"
             if name == "facenet"
             else f"{name} features of the S2F portraits against those of the true faces "
-            "(FaceNet's weights are not on this machine: s2f-weights fetch facenet_vggface2)"
+            f"(FaceNet's weights are not on this machine: {FETCH_FACENET})"
         )
         return encoder, name, note
     return (

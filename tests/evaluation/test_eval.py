@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -227,6 +228,14 @@ def test_s2f_eval_on_the_synthetic_corpus(voice_run, preprocessed, tmp_path):
     for path in metrics["plots"].values():
         assert (out / path).is_file()
     assert not list(out.glob(".s2f-eval.*"))
+    # Every command the report tells the reader to run parses as written (--cfg job: Hydra
+    # composes the command's config and exits, so a download is not attempted).
+    commands = set(re.findall(r"\b(s2f-[a-z]+(?: [a-z_.]+=[^\s<>()\"']+)+)", report))
+    assert any(c.startswith("s2f-weights action=fetch") for c in commands), commands
+    for command in sorted(commands):
+        name, *overrides = command.split(" ")
+        ran = run_s2f(name.removeprefix("s2f-"), *overrides, "--cfg", "job")
+        assert ran.returncode == 0, (command, ran.stderr[-2000:])
 
     # The default split (test: 2 samples here), replacing the first report in place.
     result = run_s2f("eval", *eval_args(checkpoint, preprocessed, out))
