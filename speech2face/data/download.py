@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from speech2face.data.keys import VIDEO_EXTENSIONS, YOUTUBE_ID, is_safe_key
 from speech2face.errors import S2FError
 
 __all__ = [
@@ -207,8 +208,6 @@ class Downloader:
         """Download ``[start, end]`` of ``video_id`` to ``dest_dir/<stem>.<ext>``."""
         import yt_dlp
 
-        from speech2face.data.sources import YOUTUBE_ID, is_safe_key
-
         if not YOUTUBE_ID.fullmatch(video_id) or not is_safe_key(stem):
             raise DownloadError(f"refusing unsafe ID {video_id[:40]!r}")
         dest_dir = Path(dest_dir)
@@ -255,8 +254,6 @@ class Downloader:
 
     @staticmethod
     def _result(dest_dir: Path, stem: str) -> Path | None:
-        from speech2face.data.sources import VIDEO_EXTENSIONS
-
         for ext in VIDEO_EXTENSIONS:
             path = dest_dir / f"{stem}{ext}"
             if path.is_file() and path.stat().st_size > 0:

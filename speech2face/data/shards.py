@@ -15,7 +15,7 @@ Members carry fixed metadata (mtime 0, uid/gid 0, mode 0644), so the same sample
 byte-identical shards on any machine. Shards are USTAR tar files (readable by every tar
 implementation, WebDataset included), whose member names hold at most
 :data:`MAX_MEMBER_NAME` characters; keys are kept short enough for that
-(:data:`speech2face.data.sources.MAX_KEY_LENGTH`).
+(:data:`speech2face.data.keys.MAX_KEY_LENGTH`).
 """
 
 from __future__ import annotations
