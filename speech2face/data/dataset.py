@@ -143,6 +143,27 @@ def shard_urls(root: str, split: str) -> list[tuple[str, int | None]]:
     return [(str(path), None) for path in shards]
 
 
+def available_splits(root: str) -> list[str]:
+    """The splits of ``root`` that hold shards, in ``shards.json``'s order (or, for a local
+    folder without one, by name); ``[]`` where that cannot be told."""
+    root = str(root).rstrip("/")
+    try:
+        index = _read_text(f"{root}/shards.json")
+        if index is not None:
+            table = json.loads(index)
+            return (
+                [name for name, entries in table.items() if entries]
+                if isinstance(table, dict)
+                else []
+            )
+    except (S2FError, OSError, json.JSONDecodeError):
+        return []
+    if _is_url(root):
+        return []
+    names = {path.name.rsplit("-", 1)[0] for path in (Path(root) / "shards").glob("*-*.tar")}
+    return sorted(names)
+
+
 def _open(location: str) -> IO[bytes]:
     if _is_url(location):
         return urllib.request.urlopen(location, timeout=URL_TIMEOUT_SECONDS)
@@ -220,7 +241,10 @@ class ShardDataset(IterableDataset):
             )
             entries = [(u, None) for u in listed]
         if not entries:
-            raise S2FError(f"no shards found for split '{split}' in {root if root else urls}")
+            where = root if root else urls
+            there = available_splits(str(root)) if root is not None else []
+            held = f" (it holds: {', '.join(there)})" if there else ""
+            raise S2FError(f"no shards found for split '{split}' in {where}{held}")
         self.shards = [u for u, _ in entries]
         counts = [n for _, n in entries]
         known = None if any(n is None for n in counts) else [int(n or 0) for n in counts]

@@ -326,7 +326,10 @@ def test_bad_shards_give_one_line(voice_run, preprocessed, tmp_path):
     empty = _copy_shards(preprocessed, tmp_path / "empty", "test", entries=[])
     line = _one_line_error(run_s2f("eval", *eval_args(checkpoint, empty, tmp_path / "b")))
     assert "split" in line and "test" in line
-    for out in (tmp_path / "a", tmp_path / "b"):
+    only_val = _copy_shards(preprocessed, tmp_path / "only_val", "val")  # as the demo's shards
+    line = _one_line_error(run_s2f("eval", *eval_args(checkpoint, only_val, tmp_path / "c")))
+    assert "no shards found for split 'test'" in line and line.endswith("(it holds: val)")
+    for out in (tmp_path / "a", tmp_path / "b", tmp_path / "c"):
         assert not (out / "report.html").exists() and not (out / "metrics.json").exists()
 
 
