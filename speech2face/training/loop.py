@@ -49,6 +49,13 @@ from speech2face.training.checkpoint import (
     set_rng_state,
     unwrap,
 )
+from speech2face.training.instantiate import (
+    build,
+    call_with_accepted,
+    choice,
+    face_encoder_name,
+    missing,
+)
 from speech2face.training.logging import Meter, RunLogger
 
 TASKS = ("decoder", "voice", "attributes")
@@ -112,61 +119,6 @@ def _positive_int(value: Any, name: str, minimum: int = 1) -> int:
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def build(node: Any, **kwargs: Any) -> Any:
-    """``hydra.utils.instantiate(node, **kwargs)``, with the library's own one-line errors
-    (:class:`S2FError`) raised as themselves rather than wrapped by Hydra."""
-    from hydra.errors import InstantiationException
-    from hydra.utils import instantiate
-
-    kwargs.setdefault("_convert_", "all")
-    try:
-        return instantiate(node, **kwargs)
-    except InstantiationException as error:
-        cause = error.__cause__
-        while cause is not None and not isinstance(cause, S2FError):
-            cause = cause.__cause__
-        if cause is not None:
-            raise cause from None
-        raise
-
-
-def face_encoder_name(cfg: Any) -> str:
-    """The ``face_encoder=<name>`` choice (from Hydra, else from the target class)."""
-    from hydra.core.hydra_config import HydraConfig
-
-    if HydraConfig.initialized():
-        name = HydraConfig.get().runtime.choices.get("face_encoder")
-        if name:
-            return str(name)
-    from hydra.utils import get_class
-
-    from speech2face.models import FACE_ENCODERS
-
-    cls = get_class(str(cfg.face_encoder._target_))
-    for name, known in FACE_ENCODERS.items():
-        if known is cls:
-            return name
-    return cls.__name__
-
-
-def call_with_accepted(factory: Any, what: str, **kwargs: Any) -> Any:
-    """Call ``factory`` (a class or a partial from the config node ``what``) with those of
-    ``kwargs`` its signature accepts: config-chosen losses take different parts of the
-    models. A setting the target does not take is a :class:`ConfigError`."""
-    import inspect
-
-    try:
-        signature = inspect.signature(factory)
-        params = signature.parameters
-        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-            kwargs = {name: value for name, value in kwargs.items() if name in params}
-        signature.bind(**kwargs)
-    except (TypeError, ValueError) as error:
-        cause = error.__cause__ or error
-        raise ConfigError(f"{what}: {cause}") from None
-    return factory(**kwargs)
 
 
 def resize_faces(
@@ -463,7 +415,7 @@ class AttributeTask:
             root = require_file_name(cfg.data.root, "data.root", "an s2f-preprocess output")
             self.source = f"shards {root}"
         else:
-            self.source = f"faces={_choice('faces') or self.faces._target_}"
+            self.source = f"faces={choice('faces') or self.faces._target_}"
         self.counts: dict[str, dict[str, int]] = {}
         self.majority: dict[str, int] = {}
         self.portraits: dict[str, Tensor] = {}  # key -> (3, S, S) uint8 (decoder_checkpoint)
@@ -679,22 +631,6 @@ class AttributeTask:
         }
 
 
-def _missing(cfg: Any, key: str) -> bool:
-    """Whether ``cfg.key`` is absent or still the required ``???``."""
-    from omegaconf import OmegaConf
-
-    return key not in cfg or OmegaConf.is_missing(cfg, key)
-
-
-def _choice(group: str) -> str | None:
-    """The option chosen for a config group in this Hydra run, if any."""
-    from hydra.core.hydra_config import HydraConfig
-
-    if HydraConfig.initialized():
-        return HydraConfig.get().runtime.choices.get(group)
-    return None
-
-
 # --------------------------------------------------------------------------- trainer
 
 
@@ -725,7 +661,7 @@ class Trainer:
             self._check_shards()
         self.decoder_entry: dict[str, Any] | None = None
         if self.task_name == "voice" or (
-            self.task_name == "attributes" and not _missing(cfg, "decoder_checkpoint")
+            self.task_name == "attributes" and not missing(cfg, "decoder_checkpoint")
         ):
             self.decoder_entry = self._decoder_checkpoint()
         self.resume_from = self._resume_checkpoint()
