@@ -200,7 +200,7 @@ def references(cfg: Any) -> References:
     one batch read once from the shards (a Trainer of its own, never fitted)."""
     from speech2face.data import build_loader
     from speech2face.training import Trainer
-    from speech2face.training.loop import build
+    from speech2face.training.instantiate import build
 
     torch.manual_seed(0)
     alone = build(cfg.model.voice if cfg.task == "voice" else cfg.model.decoder).train()
