@@ -20,6 +20,7 @@ P_VALUE_FLOOR = 1e-3  # smaller p-values are shown in scientific notation
 
 WINDOW_ORDER = ("3s", "6s", "clip")
 METRIC_ORDER = ("cosine", "l2", "l1")
+WINDOW_NAMES = {"3s": "3 s window", "6s": "6 s window", "clip": "whole clip"}
 PREDICTOR_ORDER = ("model", "mean_face", "chance")
 PREDICTOR_NAMES = {"model": "model", "mean_face": "mean face", "chance": "chance"}
 LABELLING_NAMES = {
@@ -210,3 +211,54 @@ def confusion_names(metrics: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
             name, i = f"{base}_{i}", i + 1
         names[name] = table
     return names
+
+
+def backend_checks(section: Mapping[str, Any] | None) -> dict[str, dict[str, Any]]:
+    """Whether the attribute backend reads the true faces at all, per attribute with dataset
+    labels: ``{attribute: {"agreement", "majority", "at_chance"}}`` from its table of the
+    true faces against the dataset's labels.
+
+    ``at_chance`` is true when the agreement's bootstrap interval reaches down to the rate of
+    saying the dataset's most common class for every face (or the agreement is below it): a
+    backend that cannot tell the true faces apart says nothing about the portraits either.
+    """
+    tables = section.get("tables") if isinstance(section, Mapping) else None
+    checks: dict[str, dict[str, Any]] = {}
+    for table in tables if isinstance(tables, list) else []:
+        if not isinstance(table, Mapping) or (table.get("reference"), table.get("compared")) != (
+            "dataset",
+            "true_face",
+        ):
+            continue
+        agreement, majority = table.get("agreement"), table.get("majority")
+        if not isinstance(agreement, Mapping) or not isinstance(majority, Mapping):
+            continue
+        value, floor = agreement.get("value"), majority.get("value")
+        if not is_number(value) or not is_number(floor):
+            continue
+        low = agreement.get("low")
+        low = low if is_number(low) else value
+        checks[str(table.get("attribute"))] = {
+            "agreement": dict(agreement),
+            "majority": dict(majority),
+            "at_chance": bool(min(low, value) <= floor),
+        }
+    return checks
+
+
+def at_chance_warning(backend: Any, attribute: str, check: Mapping[str, Any]) -> str:
+    """One sentence saying that ``backend`` reads ``attribute`` at chance on the true faces."""
+    text = (
+        f"the {as_text(backend)} backend reads {attribute} at chance: on the true faces it "
+        f"agrees with the dataset's labels {fmt_figure(check.get('agreement'))} %, no better "
+        f"than saying the most common class for every face "
+        f"({fmt_figure(check.get('majority'), interval=False)} %), so its {attribute} "
+        "figures are not a result"
+    )
+    if backend != "classifier":
+        text += (
+            " (a classifier trained on this data can read these faces: train one with "
+            "s2f-train task=attributes and evaluate with attributes=classifier "
+            "attributes.checkpoint=RUN/checkpoints/last.pt)"
+        )
+    return text

@@ -33,8 +33,11 @@ from speech2face.evaluation.figures import (
     MISSING,
     PREDICTOR_NAMES,
     PREDICTOR_ORDER,
+    WINDOW_NAMES,
     WINDOW_ORDER,
     as_text,
+    at_chance_warning,
+    backend_checks,
     confusion_names,
     find_row,
     fmt_figure,
@@ -66,6 +69,9 @@ SIMILARITY_KEYS = ("angle_deg", "cosine", "l2_unit", "l1_unit", "l2_raw", "l1_ra
 # Our similarity key -> the paper's key set beside it (its L2/L1 scale is unstated).
 PAPER_SIMILARITY_KEYS = {"angle_deg": "angle_deg", "l2_unit": "l2", "l1_unit": "l1"}
 GALLERY_IMAGES = (("true", "true face"), ("f2f", "F2F"), ("s2f", "S2F"), ("infer", "s2f-infer"))
+GALLERY_LABELS = ("gender", "age", "ethnicity")  # dataset labels shown; the rest collapsed
+HEADLINE_KS = (1, 5, 10)
+PORTRAIT_WINDOW = "6s"  # the S2F portraits' (and their attributes') audio window
 
 Table = dict[str, Any]  # {"header": [...], "rows": [[...]], "text_cols": n}
 Context = dict[str, Any]  # one template's variables; {"skipped": reason} when not shown
@@ -134,6 +140,8 @@ def _header(metrics: Mapping[str, Any]) -> Context:
     ]
     settings, notes, windows = (metrics.get(k) for k in ("settings", "notes", "windows"))
     return {
+        "step": ckpt.get("step"),
+        **{k: data.get(k) for k in ("split", "samples", "speakers")},
         "table": _table(("", "value"), rows, text_cols=2),
         "settings": (
             _table(("setting", "value"), list(settings.items()), text_cols=2)
@@ -175,11 +183,111 @@ def _gallery(metrics: Mapping[str, Any]) -> Context:
                 "key": entry.get("key"),
                 "audio": safe_src(entry.get("audio")),
                 "images": images,
-                "labels": _label_lines(entry.get("labels")),
+                **_gallery_labels(entry.get("labels")),
             }
         )
     header = ["speaker", "voice", *(title for _, title in GALLERY_IMAGES), "dataset labels"]
     return {"header": header, "entries": entries}
+
+
+def _gallery_labels(labels: Any) -> Context:
+    """The dataset's attribute labels shown (``labels``) and every other label, such as a
+    synthetic corpus's generator parameters, folded away (``more``)."""
+    labels = _mapping(labels)
+    shown = {k: v for k, v in labels.items() if k in GALLERY_LABELS}
+    rest = {k: v for k, v in labels.items() if k not in GALLERY_LABELS}
+    return {"labels": _label_lines(shown), "more": _label_lines(rest) if rest else []}
+
+
+def _window_name(window: Any) -> str:
+    return WINDOW_NAMES.get(window, f"window {as_text(window)}")
+
+
+def _find_table(section: Mapping[str, Any] | None, *key: str) -> Mapping[str, Any] | None:
+    tables = section.get("tables") if section else None
+    for table in tables if isinstance(tables, list) else []:
+        if isinstance(table, Mapping) and (
+            (table.get("attribute"), table.get("reference"), table.get("compared")) == key
+        ):
+            return table
+    return None
+
+
+def _slashed(recall: Any, digits: int = 1) -> str:
+    cells = [fmt_pct((k_get(recall, k) or {}).get("value"), digits) for k in HEADLINE_KS]
+    return MISSING if set(cells) == {MISSING} else " / ".join(cells)
+
+
+def _headline(metrics: Mapping[str, Any]) -> Context:
+    """The key figures against their floors, one row each with its audio window."""
+    rows: list[list[Any]] = []
+    section, _ = get_section(metrics, "retrieval")
+    if section is not None:
+        found = section_rows(section)
+        for window in ordered((r.get("window") for r in found), WINDOW_ORDER):
+            cells = []
+            for predictor in PREDICTOR_ORDER:
+                row = find_row(found, window, "cosine", predictor)
+                cells.append(_slashed(row.get("recall") if row else None))
+            paper = paper_value(metrics, "retrieval", window, "cosine")
+            paper_cells = [fmt_num(k_get(paper, k), 1) for k in HEADLINE_KS]
+            rows.append(
+                [
+                    f"recall@{'/'.join(map(str, HEADLINE_KS))}, own face among "
+                    f"{as_text(section.get('pool_size'))} (%)",
+                    _window_name(window),
+                    *cells,
+                    MISSING if set(paper_cells) == {MISSING} else " / ".join(paper_cells),
+                ]
+            )
+    attributes, _ = get_section(metrics, "attributes")
+    checks = backend_checks(attributes)
+    warnings = [
+        at_chance_warning(attributes.get("backend"), attribute, check)
+        for attribute, check in checks.items()
+        if check["at_chance"] and attributes is not None
+    ]
+    paper = paper_value(metrics, "gender_agreement")
+    for reference in ("true_face", "dataset"):
+        table = _find_table(attributes, "gender", reference, "s2f")
+        if table is None:
+            continue
+        majority = table.get("majority")
+        mark = " ⚠ backend at chance" if checks.get("gender", {}).get("at_chance") else ""
+        rows.append(
+            [
+                f"gender agreement, S2F portrait vs {LABELLING_NAMES[reference]} (%){mark}",
+                _window_name(PORTRAIT_WINDOW),
+                fmt_figure(table.get("agreement")),
+                fmt_figure(table.get("mean_face")),
+                f"{fmt_figure(majority, interval=False)} (majority)"
+                if isinstance(majority, Mapping)
+                else MISSING,
+                ", ".join(f"{k} {fmt_pct(v, 0)}" for k, v in paper.items())
+                if reference == "true_face" and isinstance(paper, Mapping)
+                else MISSING,
+            ]
+        )
+    voices, _ = get_section(metrics, "real_voices")
+    judges = _mapping(voices.get("judges")) if voices else {}
+    for name, what in (("attributes", "backend reads"), ("nearest", "nearest true face's")):
+        judge = judges.get(name)
+        if not isinstance(judge, Mapping) or judge.get("value") is None:
+            continue
+        rows.append(
+            [
+                f"real voices never heard: portrait's gender ({what}) is the voice's (%)",
+                _window_name("clip"),
+                _judge_text(judge),
+                MISSING,
+                f"{fmt_pct(judge.get('one_gender_floor'))} (one gender)",
+                MISSING,
+            ]
+        )
+    if not rows:
+        return {"skipped": "no retrieval, attribute or real-voice figures"}
+    header = ("figure", "audio", "model", "mean face", "chance", "paper")
+    return {"table": _table(header, rows, text_cols=2), "warnings": warnings}
 
 
 def _similarity(metrics: Mapping[str, Any]) -> Context:
@@ -337,9 +445,15 @@ def _attributes(metrics: Mapping[str, Any], plots: Mapping[str, str]) -> Context
         item = item if isinstance(item, Mapping) else {"reason": item}
         ref = item.get("reference")
         left_out.append((item.get("attribute"), LABELLING_NAMES.get(ref, ref), item.get("reason")))
+    checks = backend_checks(section)
     return {
         "backend": section.get("backend"),
         "description": section.get("description"),
+        "warnings": {
+            attribute: at_chance_warning(section.get("backend"), attribute, check)
+            for attribute, check in checks.items()
+            if check["at_chance"]
+        },
         "attributes": ", ".join(map(str, section.get("attributes") or [])) or None,
         "missing": list(missing.items()) if isinstance(missing, Mapping) else [],
         "tables": [
@@ -422,6 +536,7 @@ def render_html(metrics: Mapping[str, Any]) -> str:
     plots = _mapping(metrics.get("plots"))
     return _TEMPLATES.get_template("report.html").render(
         header=_header(metrics),
+        headline=_headline(metrics),
         gallery=_gallery(metrics),
         similarity=_similarity(metrics),
         retrieval=_retrieval(metrics, plots),

@@ -241,8 +241,9 @@ def mean_face_labels(portrait: Tensor | None, backend: Any) -> dict[str, Any] | 
     return backend.predict(to_uint8(portrait))[0]
 
 
-def write_gallery(collected: Collected, stage: Path, predicted: bool) -> list[dict[str, Any]]:
-    """The gallery's PNGs and WAVs under ``stage/media/gallery``; its JSON entries."""
+def write_gallery(collected: Collected, stage: Path, backend: Any) -> list[dict[str, Any]]:
+    """The gallery's PNGs and WAVs under ``stage/media/gallery``; its JSON entries, with the
+    backend's labels of each image (the s2f-infer portrait's too) when there is one."""
     from PIL import Image
 
     from speech2face.data.shards import encode_wav
@@ -265,12 +266,14 @@ def write_gallery(collected: Collected, stage: Path, predicted: bool) -> list[di
         pcm = (item.wav.clamp(-1, 1) * 32767).round().to(torch.int16).numpy()
         (folder / f"{stem}.wav").write_bytes(encode_wav(pcm))
         entry["audio"] = f"{MEDIA_DIR}/gallery/{stem}.wav"
-        if predicted:
+        if backend is not None:
             row = index[item.key]
             entry["predicted"] = {
                 ("true" if image == "true_face" else image): collected.attributes[image][row]
                 for image in IMAGES
             }
+            if item.infer is not None:
+                entry["predicted"]["infer"] = backend.predict(item.infer[None])[0]
         entries.append(entry)
     return entries
 
@@ -361,7 +364,7 @@ def evaluate(cfg: Any) -> dict[str, Any]:
             if not collected.keys:
                 raise EvalError(f"the {cfg.data.split} split holds no sample with audio")
             metrics = compute_metrics(cfg, bundle, collected, backend, pool)
-            metrics["gallery"] = write_gallery(collected, stage, predicted=backend is not None)
+            metrics["gallery"] = write_gallery(collected, stage, backend)
             metrics["real_voices"] = real_voices(cfg, collector, collected, backend, stage)
             write_report(metrics, stage)
             (stage / METRICS_FILE).write_text(json.dumps(metrics, indent=1) + "\n")

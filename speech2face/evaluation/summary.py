@@ -11,6 +11,8 @@ from speech2face.evaluation.figures import (
     MISSING,
     PREDICTOR_ORDER,
     WINDOW_ORDER,
+    at_chance_warning,
+    backend_checks,
     find_row,
     fmt_figure,
     fmt_mean_std,
@@ -128,6 +130,9 @@ def _summary_gender(metrics: Mapping[str, Any]) -> list[str]:
                 f"gender agreement S2F vs {LABELLING_NAMES[reference]}: "
                 f"{fmt_figure(table.get('agreement'))} %{floor_text}{extra}"
             )
+    for attribute, check in backend_checks(section).items():
+        if check["at_chance"]:
+            lines.append(f"WARNING: {at_chance_warning(section.get('backend'), attribute, check)}")
     return lines or ["gender agreement: no gender tables"]
 
 

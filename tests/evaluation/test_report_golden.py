@@ -58,7 +58,8 @@ def _example() -> dict[str, Any]:
 
 
 def _hostile() -> dict[str, Any]:
-    """Every section filled: hostile strings, pooled retrieval, unsafe paths, real voices."""
+    """Every section filled: hostile strings, pooled retrieval, unsafe paths, real voices, an
+    attribute backend at chance."""
     metrics = _example()
     metrics["notes"].append(f"note {HOSTILE}")
     metrics["gallery"][0]["speaker"] = f"spk {HOSTILE}"
@@ -66,6 +67,17 @@ def _hostile() -> dict[str, Any]:
     metrics["gallery"][1]["f2f"] = "../outside.png"
     metrics["gallery"][-1]["audio"] = "media/a b&c.wav"
     metrics["settings"][f"key {HOSTILE}"] = {"nested": [1, 2.5, None]}
+    metrics["gallery"][0]["labels"][f"param {HOSTILE}"] = "#325a8c"
+    metrics["gallery"][0]["predicted"]["infer"] = {"gender": f"x {HOSTILE}", "age": 30.0}
+    # A backend at chance on the true faces: its warnings beside the gender figures.
+    metrics["attributes"]["backend"] = f"backend {HOSTILE}"
+    for table in metrics["attributes"]["tables"]:
+        if (table["attribute"], table["reference"], table["compared"]) == (
+            "gender",
+            "dataset",
+            "true_face",
+        ):
+            table["majority"] = {"value": 0.8, "low": 0.8, "high": 0.8}
     rows = [copy.deepcopy(r) for r in metrics["retrieval"]["rows"] if r["window"] == "3s"]
     metrics["pooled_retrieval"] = {
         "pool_size": 100,
