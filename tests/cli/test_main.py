@@ -36,6 +36,14 @@ def test_unknown_command_is_a_one_line_error(tmp_path):
     assert "unknown command" in result.stderr
 
 
+def test_a_misspelt_command_gets_a_did_you_mean(tmp_path):
+    result = run(["trian", "task=decoder"], tmp_path)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr == (
+        "speech2face: error: unknown command 'trian' (did you mean 'train'?)\n"
+    )
+
+
 def test_spectrogram_command_from_another_directory(tmp_path):
     source = tmp_path / "voice.wav"
     sf.write(source, tone(440.0, 3.0, 22_050), 22_050)
