@@ -36,7 +36,11 @@ def main(argv: list[str] | None = None) -> None:
         return
     name = argv[0]
     if name not in COMMANDS:
-        print(f"speech2face: error: unknown command '{name}' (see --help)", file=sys.stderr)
+        import difflib
+
+        close = difflib.get_close_matches(name, COMMANDS, n=1, cutoff=0.6)
+        hint = f"did you mean '{close[0]}'?" if close else "see --help"
+        print(f"speech2face: error: unknown command '{name}' ({hint})", file=sys.stderr)
         raise SystemExit(2)
     module_name, func_name = COMMANDS[name][0].split(":")
     entry = getattr(importlib.import_module(module_name), func_name)

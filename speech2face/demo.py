@@ -277,9 +277,9 @@ class Demo:
         folder = self.paths.portraits
         folder.mkdir(parents=True, exist_ok=True)
         held_out = ShardDataset(str(self.paths.shards), "val", train=False, clip_samples=None)
-        for sample in held_out:
+        for number, sample in enumerate(held_out, 1):
             image = portraitist.portrait((sample["wav"], SAMPLE_RATE))
-            with atomic_outputs(folder / f"{sample['key']}.png") as (tmp,):
+            with atomic_outputs(folder / portrait_name(number, sample["key"])) as (tmp,):
                 image.save(tmp, format="PNG")
 
     def install(self) -> None:
@@ -316,54 +316,115 @@ class Demo:
     def summary(self) -> dict[str, Any]:
         """The held-out figures the demo prints, from the evaluation's metrics.json."""
         metrics = json.loads((self.paths.eval / "metrics.json").read_text())
-        lines = []
-        gender = next(
-            (
-                t
-                for t in metrics["attributes"].get("tables", [])
-                if (t["attribute"], t["reference"], t["compared"]) == ("gender", "dataset", "s2f")
-            ),
-            None,
-        )
-        if gender is not None:
-            lines.append(
-                "held-out voices: the portrait drawn from the voice has the speaker's gender in "
-                f"{_pct(gender['agreement'])} of {gender['samples']} (the mean face's portrait: "
-                f"{_pct(gender.get('mean_face'))})"
-            )
-        row = next(
-            r
-            for r in metrics["retrieval"]["rows"]
-            if (r["window"], r["metric"], r["predictor"]) == ("clip", "cosine", "model")
-        )
-        pool = metrics["retrieval"]["pool_size"]
-        k = "5" if "5" in row["recall"] else next(iter(row["recall"]))
-        lines.append(
-            f"held-out voices: the speaker's own face among the {pool} held-out faces is in the "
-            f"predicted feature's top {k} for {_pct(row['recall'][k])} (chance {int(k) / pool:.1%})"
-        )
-        real = metrics.get("real_voices") or {}
-        judges = real.get("judges") or {}
-        if judges:
-            said = " and ".join(
-                f"{_pct(judge)} by the {name} judge" for name, judge in judges.items()
-            )
-            lines.append(
-                f"real voices: portraits of {real['voices']} voices of other speech engines and "
-                f"recordings, never heard in training, have the voice's gender in {said}"
-            )
+        lines = figure_lines(metrics)
         lines.append(f"report: {self.paths.eval / 'report.html'}")
         lines.append(f"portraits of the held-out voices: {self.paths.portraits}/")
-        lines.append("s2f-infer voice.wav now draws with this model (trained on synthetic voices)")
+        lines.append(
+            f"{command_path('s2f-infer')} voice.wav now draws with this model "
+            "(trained on synthetic voices)"
+        )
         return {"metrics": metrics, "lines": lines}
 
 
+def portrait_name(number: int, key: str) -> str:
+    """``0001_<key>.png``: a held-out clip's portrait, numbered so that no name starts with
+    ``-`` (a clip key may: YouTube IDs do), which shell tools would read as an option."""
+    return f"{number:04d}_{key}.png"
+
+
+def window_name(metrics: dict, window: str) -> str:
+    """How the demo's lines name one of the evaluation's windows: ``6 s window``, or
+    ``whole segment`` for ``clip`` (its windows averaged)."""
+    seconds = (metrics.get("windows") or {}).get(window, {}).get("seconds")
+    if window == "clip" or (seconds is None and window not in ("3s", "6s")):
+        return "whole segment"
+    if seconds is None:
+        seconds = float(window.rstrip("s"))
+    return f"{seconds:g} s window"
+
+
+def figure_lines(metrics: dict) -> list[str]:
+    """The demo's figures from ``metrics.json``, each naming its window."""
+    from speech2face.evaluation.collect import PORTRAIT_WINDOW
+
+    lines = []
+    gender = next(
+        (
+            t
+            for t in metrics["attributes"].get("tables", [])
+            if (t["attribute"], t["reference"], t["compared"]) == ("gender", "dataset", "s2f")
+        ),
+        None,
+    )
+    if gender is not None:
+        window = window_name(metrics, gender.get("window", PORTRAIT_WINDOW))
+        lines.append(
+            f"held-out voices, {window}: the portrait drawn from the voice has the "
+            "speaker's gender in "
+            f"{_pct(gender['agreement'])} of {gender['samples']} (the mean face's portrait: "
+            f"{_pct(gender.get('mean_face'))})"
+        )
+    row = next(
+        r
+        for r in metrics["retrieval"]["rows"]
+        if (r["window"], r["metric"], r["predictor"]) == ("clip", "cosine", "model")
+    )
+    pool = metrics["retrieval"]["pool_size"]
+    k = "5" if "5" in row["recall"] else next(iter(row["recall"]))
+    lines.append(
+        f"held-out voices, {window_name(metrics, row['window'])}: the speaker's own face among "
+        f"the {pool} held-out faces is in the predicted feature's top {k} for "
+        f"{_pct(row['recall'][k])} (chance {100 * int(k) / pool:.1f} %)"
+    )
+    real = metrics.get("real_voices") or {}
+    judges = real.get("judges") or {}
+    if judges:
+        said = " and ".join(f"{_pct(judge)} by the {name} judge" for name, judge in judges.items())
+        lines.append(
+            f"real voices, {REAL_VOICE_WINDOW}: portraits of {real['voices']} voices of other "
+            "speech engines and recordings, never heard in training, have the voice's gender "
+            f"in {said}"
+        )
+    return lines
+
+
+# The real voices are drawn as s2f-infer draws: each whole recording, its windows averaged.
+REAL_VOICE_WINDOW = "whole recording"
+
+
+def command_path(name: str) -> str:
+    """How to run this installation's ``name`` script from here: the bare name when it is
+    the one on ``PATH``, else its path (relative when under the current directory, e.g.
+    ``.venv/bin/s2f-infer``), quoted for a shell; ``python -m speech2face`` when no script
+    is installed beside the interpreter."""
+    bin_dir = Path(os.path.abspath(sys.executable)).parent
+    script = bin_dir / name
+    if not script.is_file():
+        command = name.removeprefix("s2f-")
+        return f"{_runnable(Path(os.path.abspath(sys.executable)))} -m speech2face {command}"
+    found = shutil.which(name)
+    if found and os.path.realpath(found) == os.path.realpath(script):
+        return name
+    return _runnable(script)
+
+
+def _runnable(path: Path) -> str:
+    import shlex
+
+    try:
+        relative = path.relative_to(Path.cwd())
+    except ValueError:
+        return shlex.quote(str(path))
+    return shlex.quote(str(relative) if relative.parent != Path(".") else f"./{relative}")
+
+
 def _pct(figure: dict | None) -> str:
+    """``24.2 % [13.6, 34.8]``: a share and its interval, written as the README writes them."""
     if not figure:
         return "n/a"
-    text = f"{figure['value']:.1%}"
+    text = f"{100 * figure['value']:.1f} %"
     if figure.get("low") is not None and figure["low"] != figure["high"]:
-        text += f" [{figure['low']:.1%}, {figure['high']:.1%}]"
+        text += f" [{100 * figure['low']:.1f}, {100 * figure['high']:.1f}]"
     return text
 
 

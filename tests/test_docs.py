@@ -164,3 +164,55 @@ if __name__ == "__main__":
     if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
         del sys.path[0]  # tests/ (run as a script): its packages must not shadow a snippet's
     run_blocks(sys.argv[1])
+
+
+def test_the_readme_quotes_the_demo_figures_as_the_demo_prints_them():
+    """The Quickstart's demo figures: the windows the demo's lines name, in their order, and
+    each figure written as the demo prints it (``24.2 % [13.6, 34.8]``)."""
+    from speech2face.demo import figure_lines
+
+    text = (ROOT / "README.md").read_text()
+    start = text.index("`make demo` builds")
+    paragraph = " ".join(text[start : text.index("\n\n", start)].split())
+
+    def share(value, low=None, high=None):
+        return {"value": value, "low": low if low is not None else value, "high": high or value}
+
+    metrics = {  # the figures the README quotes, as metrics.json holds them
+        "windows": {"3s": {"seconds": 3.0}, "6s": {"seconds": 6.0}, "clip": {"seconds": None}},
+        "attributes": {
+            "tables": [
+                {
+                    "attribute": "gender",
+                    "reference": "dataset",
+                    "compared": "s2f",
+                    "agreement": share(1.0),
+                    "samples": 66,
+                    "mean_face": share(0.409, 0.288, 0.530),
+                }
+            ]
+        },
+        "retrieval": {
+            "pool_size": 66,
+            "rows": [
+                {
+                    "window": "clip",
+                    "metric": "cosine",
+                    "predictor": "model",
+                    "recall": {"5": share(0.242, 0.136, 0.348)},
+                }
+            ],
+        },
+        "real_voices": {"voices": 27, "judges": {"attributes": share(0.963, 0.889, 1.0)}},
+    }
+    lines = figure_lines(metrics)
+    windows = [line.split(":")[0].split(", ")[1] for line in lines]
+    assert windows == ["6 s window", "whole segment", "whole recording"]
+    at = 0
+    for window, line in zip(windows, lines, strict=True):
+        at = paragraph.find(window, at)
+        assert at >= 0, f"the README does not name the {window!r} of: {line}"
+    for figure in re.findall(
+        r"\d+\.\d % \[[\d.]+, [\d.]+\]|\d+\.\d % of \d+|chance \d+\.\d %", " ".join(lines)
+    ):
+        assert figure in paragraph, figure

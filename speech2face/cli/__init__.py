@@ -91,10 +91,13 @@ def add_model_options(parser: Any) -> None:
     )
 
 
-def hydra_entry(config_name: str) -> Callable[[Callable[[Any], Any]], Callable[[], None]]:
+def hydra_entry(
+    config_name: str, usage: Callable[[], str] | None = None
+) -> Callable[[Callable[[Any], Any]], Callable[[], None]]:
     """Turn ``task(cfg)`` into a console-script ``main()`` that composes ``configs/<name>``.
 
-    User errors (:class:`speech2face.errors.S2FError`, missing ``???`` values) become one
+    ``usage``, when given, is what ``-h``/``--help`` prints instead of Hydra's generic help
+    (``--hydra-help`` still gives Hydra's own). User errors (:class:`speech2face.errors.S2FError`, missing ``???`` values) become one
     line on stderr and exit status 2; the config directory is absolute, so the command works
     from any working directory.
     """
@@ -113,6 +116,9 @@ def hydra_entry(config_name: str) -> Callable[[Callable[[Any], Any]], Callable[[
             except S2FError as error:
                 fail(str(error))
 
+            if usage is not None and any(arg in ("-h", "--help") for arg in sys.argv[1:]):
+                print(usage())
+                return
             overrides = plain_run_overrides(sys.argv[1:])
             if overrides is not None:
                 check_overrides(config_name, overrides)

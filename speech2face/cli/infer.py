@@ -20,6 +20,10 @@ MEDIA_SUFFIXES = frozenset(
     (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac", ".aiff", ".aif", ".au",
      ".wma", ".mp4", ".m4v", ".mov", ".mkv", ".webm")
 )  # fmt: skip
+# Inputs that are pictures, not recordings: refused by name (a .png would be its own output).
+IMAGE_SUFFIXES = frozenset(
+    (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff", ".heic", ".avif")
+)
 
 EPILOG = """\
 outputs:
@@ -72,7 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--size",
         type=_positive,
         metavar="N",
-        help="resize the portrait to NxN pixels, N up to 4096 (Lanczos; the decoder draws 224x224)",
+        help="resize the portrait to NxN pixels, N up to 4096 (Lanczos); without it the "
+        "portrait has the model's own size, its decoder's image_size (224x224 for the "
+        "paper's)",
     )
     parser.add_argument(
         "--features",
@@ -175,6 +181,9 @@ def plan(
     jobs: list[Job] = []
     claimed: dict[Path, Path] = {}
     for source in sources:
+        if source.suffix.lower() in IMAGE_SUFFIXES:
+            problems.append((str(source), _NOT_AUDIO))
+            continue
         if out is None:
             png = source.with_name(source.stem + ".png")
         elif into_dir:
@@ -204,6 +213,12 @@ def plan(
             )
             jobs = []
     return jobs, problems
+
+
+_NOT_AUDIO = (
+    "an image, not an audio file: s2f-infer reads a voice (a recording such as voice.wav, "
+    "or a video's sound) and writes its portrait"
+)
 
 
 def infer_one(artist, job: Job, size: int | None) -> str:

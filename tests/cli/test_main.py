@@ -36,6 +36,14 @@ def test_unknown_command_is_a_one_line_error(tmp_path):
     assert "unknown command" in result.stderr
 
 
+def test_a_misspelt_command_gets_a_did_you_mean(tmp_path):
+    result = run(["trian", "task=decoder"], tmp_path)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr == (
+        "speech2face: error: unknown command 'trian' (did you mean 'train'?)\n"
+    )
+
+
 def test_spectrogram_command_from_another_directory(tmp_path):
     source = tmp_path / "voice.wav"
     sf.write(source, tone(440.0, 3.0, 22_050), 22_050)
@@ -96,3 +104,43 @@ def test_bad_overrides_are_one_line_errors(tmp_path):
         assert result.returncode == 2, args
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and hint in lines[0], result.stderr
+
+
+def test_train_help_is_the_projects_own(tmp_path):
+    result = run(["train", "--help"], tmp_path)
+    assert result.returncode == 0 and result.stderr == ""
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("s2f-train: train the face decoder") and len(lines) < 60
+    for text in (
+        "task=decoder",
+        "task=voice",
+        "task=attributes",
+        "data.root=OUT/",
+        "output_dir=RUN_DEC/",
+        "decoder_checkpoint=RUN_DEC/checkpoints/last.pt",
+        "debug=cpu",
+        "debug=demo",
+        "experiment=paper",
+        "debug:        cpu, demo",
+    ):
+        assert text in result.stdout, text
+    assert "powered by Hydra" not in result.stdout
+    assert "Hydra (" in run(["train", "--hydra-help"], tmp_path).stdout  # Hydra's, on request
+
+
+def test_train_names_every_missing_required_value_in_one_line(tmp_path):
+    result = run(["train"], tmp_path)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr == (
+        "s2f-train: error: missing required values: task=<decoder|voice|attributes> "
+        "output_dir=... data.root=... decoder_checkpoint=... (task=voice) "
+        "(s2f-train --help gives examples)\n"
+    )
+    result = run(["train", "task=voice", "debug=cpu"], tmp_path)
+    assert result.returncode == 2 and len(result.stderr.splitlines()) == 1
+    assert "missing required values: output_dir=... data.root=... decoder_checkpoint=..." in (
+        result.stderr
+    )
+    result = run(["train", "task=attributes", "faces=fairface", "output_dir=run/"], tmp_path)
+    assert result.returncode == 2 and "missing required values: faces.csv=..." in result.stderr
+    assert not (tmp_path / "run").exists()

@@ -387,3 +387,37 @@ def test_edited_checkpoints_are_refused_in_one_line(edited_checkpoints, formats,
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith(f"{ERROR} {path}: ") and says in line, line
     assert files(tmp_path) == ["voice.wav"]
+
+
+def test_an_image_given_as_the_voice_is_not_an_audio_file(tmp_path):
+    """``s2f-infer male.png``: the image is named as not audio, and left as it was."""
+    image = tmp_path / "male.png"
+    Image.new("RGB", (8, 8), "gray").save(image)
+    photo = tmp_path / "face.JPG"
+    photo.write_bytes(image.read_bytes())
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    for source in (image, photo):
+        result = infer(str(source))
+        assert result.returncode == 2 and result.stdout == ""
+        assert error_lines(result.stderr) == result.stderr.strip().splitlines()
+        (line,) = result.stderr.strip().splitlines()
+        assert line.startswith(f"{ERROR} {source}: an image, not an audio file"), line
+        assert "written over" not in line
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def test_an_output_named_as_its_input_is_still_refused(formats, checkpoint, tmp_path):
+    wav = tmp_path / "voice.wav"
+    wav.write_bytes((formats / "speech-wav.wav").read_bytes())
+    result = infer(str(wav), "-o", str(wav), "--checkpoint", str(checkpoint))
+    assert result.returncode == 2
+    assert f"{wav} is the input file {wav}; it is never written over" in result.stderr
+    assert wav.read_bytes() == (formats / "speech-wav.wav").read_bytes()
+
+
+def test_help_gives_the_portrait_size_as_the_models_own():
+    result = infer("--help")
+    assert result.returncode == 0
+    text = " ".join(result.stdout.split())
+    assert "its decoder's image_size (224x224 for the paper's)" in text
+    assert "draws 224x224" not in text
