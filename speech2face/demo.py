@@ -223,6 +223,7 @@ class Demo:
             regularise = [
                 f"model.voice.embedding_noise={float(stage.embedding_noise)}",
                 f"model.voice.embedding_dropout={float(stage.embedding_dropout)}",
+                f"model.voice.heads={int(stage.heads)}",
             ]
         self._train(
             "voice",

@@ -100,6 +100,7 @@ MODEL_FIELDS: dict[str, dict[str, tuple[str, Any, Any]]] = {
         "level_dbfs": (OPTIONAL_FLOAT, -200.0, 0.0),
         "embedding_noise": (FLOAT, 0.0, MAX_EMBEDDING_NOISE),
         "embedding_dropout": (FLOAT, 0.0, 1.0),
+        "heads": (INT, 1, 16),  # speaker_encoder.MAX_HEADS
     },
     "face_decoder": {
         "feature_dim": (INT, 1, MAX_WIDTH),

@@ -69,6 +69,7 @@ WINDOW_ENERGY = 3 * WIN_LENGTH / 8
 SILENCE_MEAN_SQUARE = 1e-10  # -100 dBFS: a quieter input is not raised further (all-zero input)
 # Above this per-coordinate noise the 256-D unit embedding is under noise 10x its length.
 MAX_EMBEDDING_NOISE = 10 / math.sqrt(EMBED_DIM)
+MAX_HEADS = 16  # independent heads averaged at inference (3 steady the demo's)
 HIDDEN_DIM = 4096  # the head's hidden width, as the paper's first fully connected layer
 FEATURE_DIM = 4096  # VGG-Face fc7
 WEIGHTS_FILE = "pretrained.pt"  # inside the resemblyzer package
@@ -207,12 +208,15 @@ class GE2EEncoderConfig:
     level_dbfs: float | None = LEVEL_DBFS
     embedding_noise: float = 0.0
     embedding_dropout: float = 0.0
+    heads: int = 1
 
     def __post_init__(self) -> None:
-        for name in ("out_dim", "hidden_dim", "partial_frames"):
+        for name in ("out_dim", "hidden_dim", "partial_frames", "heads"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise GE2EEncoderError(f"{name} must be a positive integer, got {value!r}")
+        if self.heads > MAX_HEADS:
+            raise GE2EEncoderError(f"heads must be at most {MAX_HEADS}, got {self.heads}")
         if not isinstance(self.freeze_encoder, bool):
             raise GE2EEncoderError(f"freeze_encoder must be true or false: {self.freeze_encoder!r}")
         self.partial_rate = float(self.partial_rate)
@@ -264,6 +268,11 @@ class GE2EVoiceEncoder(nn.Module):
             sum is brought back to unit length); 0: none.
         embedding_dropout: in training only, the share of the embedding's coordinates the
             head does not see (dropout); 0: none.
+        heads: independent heads (each its own weights, noise and dropout, each trained on
+            the whole batch: :meth:`forward` in training returns ``(B, heads, out_dim)``
+            and the trainer averages their losses); their outputs are averaged at
+            inference, which steadies what the head makes of voices unlike the training
+            ones across seeds. 1: one head, ``fc1`` and ``fc2`` linear layers.
 
     The two regularise the head for voices unlike its training voices: a real voice's
     embedding lies off the synthetic voices' and a head trained on them alone maps the
@@ -289,6 +298,7 @@ class GE2EVoiceEncoder(nn.Module):
         level_dbfs: float | None = LEVEL_DBFS,
         embedding_noise: float = 0.0,
         embedding_dropout: float = 0.0,
+        heads: int = 1,
     ) -> None:
         super().__init__()
         self.config = GE2EEncoderConfig(
@@ -301,13 +311,20 @@ class GE2EVoiceEncoder(nn.Module):
             level_dbfs=level_dbfs,
             embedding_noise=embedding_noise,
             embedding_dropout=embedding_dropout,
+            heads=heads,
         )
         self.register_buffer("mel_basis", mel_filterbank())  # (40, 201), saved with the model
         self.ge2e = GE2ENetwork()
         self.dropout = nn.Dropout(self.config.embedding_dropout)
-        self.fc1 = nn.Linear(EMBED_DIM, self.config.hidden_dim)
+        cfg = self.config
+        self.fc1 = nn.Linear(EMBED_DIM, cfg.hidden_dim * cfg.heads)  # every head's first layer
         self.relu = nn.ReLU(inplace=True)
-        self.fc2 = nn.Linear(self.config.hidden_dim, self.config.out_dim)
+        if cfg.heads == 1:
+            self.fc2 = nn.Linear(cfg.hidden_dim, cfg.out_dim)
+        else:  # head h's second layer reads only its own hidden units (a grouped 1x1 conv)
+            self.fc2 = nn.Conv1d(
+                cfg.hidden_dim * cfg.heads, cfg.out_dim * cfg.heads, 1, groups=cfg.heads
+            )
         if self.config.freeze_encoder:
             self.ge2e.requires_grad_(False)
             self.ge2e.eval()
@@ -370,10 +387,26 @@ class GE2EVoiceEncoder(nn.Module):
 
     def forward(self, spec: Tensor) -> Tensor:  # spec: (B, 2, T, 257) -> (B, out_dim)
         embedding = self.embed(spec)  # (B, 256)
+        cfg = self.config
+        if cfg.heads == 1:
+            return self.fc2(self.relu(self.fc1(self._regularised(embedding))))
+        if self.training:  # each head its own noise and dropout
+            noisy = self._regularised(embedding[:, None].expand(-1, cfg.heads, -1))
+            weights = self.fc1.weight.view(cfg.heads, cfg.hidden_dim, EMBED_DIM)
+            hidden = torch.einsum("bhe,hde->bhd", noisy, weights)  # (B, heads, hidden)
+            hidden = hidden + self.fc1.bias.view(cfg.heads, cfg.hidden_dim)
+        else:
+            hidden = self.fc1(embedding).view(-1, cfg.heads, cfg.hidden_dim)
+        out = self.fc2(self.relu(hidden).flatten(1)[..., None])  # (B, heads * out_dim, 1)
+        out = out.view(-1, cfg.heads, cfg.out_dim)
+        return out if self.training else out.mean(dim=1)
+
+    def _regularised(self, embedding: Tensor) -> Tensor:  # (..., 256) -> (..., 256)
+        """In training, the embedding with noise (back at unit length) and dropout."""
         noise = self.config.embedding_noise
         if self.training and noise > 0:
-            embedding = F.normalize(embedding + noise * torch.randn_like(embedding), dim=1)
-        return self.fc2(self.relu(self.fc1(self.dropout(embedding))))
+            embedding = F.normalize(embedding + noise * torch.randn_like(embedding), dim=-1)
+        return self.dropout(embedding)
 
     def embed(self, spec: Tensor) -> Tensor:  # spec: (B, 2, T, 257) -> (B, 256)
         """The utterance's GE2E speaker embedding (unit length), computed in float32 even

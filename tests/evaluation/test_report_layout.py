@@ -9,7 +9,6 @@ Skips when Chromium or Playwright is missing (as ``tests/web/test_browser.py``).
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,21 +16,11 @@ from typing import Any
 import pytest
 
 from speech2face.evaluation.report import write_report
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, skip_without_browser
 from tests.evaluation.test_report import write_gallery_media
 
 HERE = Path(__file__).parent
 EXAMPLE = HERE / "metrics_example.json"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 WIDTH, HEIGHT = 1280, 800
 HEADLINE_BOTTOM_PX = 800  # the headline table ends within the first screen
 GALLERY_ROW_PX = 250
@@ -47,23 +36,9 @@ LAYOUT = """() => {
 }"""
 
 
-def browser_problem() -> str | None:
-    if not CHROMIUM.exists():
-        return f"no Chromium at {CHROMIUM} (apt-get install chromium)"
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        return "Playwright is not installed (pip install -e '.[dev]')"
-    return None
-
-
 @pytest.fixture(scope="module")
 def browser():
-    problem = browser_problem()
-    if problem:
-        if os.environ.get("CI"):
-            pytest.fail(f"{problem}: CI runs the browser tests (.ci/run installs Chromium)")
-        pytest.skip(problem)
+    skip_without_browser()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

@@ -450,7 +450,8 @@ def test_it_is_a_model_choice_over_debug_presets():
 @pytest.mark.slow
 def test_train_then_infer_and_evaluate(preprocessed, decoder_checkpoint, tmp_path):
     """``s2f-train task=voice model@model.voice=voice_encoder_ge2e debug=cpu`` for a few
-    steps; its checkpoint is a bundle that s2f-infer and s2f-eval load."""
+    steps, with two heads and embedding noise as the demo trains it; its checkpoint is a
+    bundle that s2f-infer and s2f-eval load."""
     from speech2face.inference import Portraitist
     from speech2face.training import load_bundle
     from tests.data.conftest import run_s2f
@@ -466,6 +467,9 @@ def test_train_then_infer_and_evaluate(preprocessed, decoder_checkpoint, tmp_pat
         f"decoder_checkpoint={decoder_checkpoint}",
         "model@model.voice=voice_encoder_ge2e",
         "model.voice.hidden_dim=64",
+        "model.voice.heads=2",
+        "model.voice.embedding_noise=0.15",
+        "model.voice.embedding_dropout=0.3",
     )
     result = run_s2f("train", *args)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -481,6 +485,7 @@ def test_train_then_infer_and_evaluate(preprocessed, decoder_checkpoint, tmp_pat
 
     bundle = load_bundle(last)
     assert isinstance(bundle.voice_encoder, GE2EVoiceEncoder)
+    assert bundle.voice_encoder.config.heads == 2 and not bundle.voice_encoder.training
     artist = Portraitist(bundle, "cpu", fast=False)
     prediction = artist.predict((harmonic_voice(4.0, 150.0, 0), SAMPLE_RATE))
     assert prediction.feature.shape == (bundle.feature_dim,)
@@ -489,3 +494,31 @@ def test_train_then_infer_and_evaluate(preprocessed, decoder_checkpoint, tmp_pat
     result = run_s2f("eval", *eval_args(last, preprocessed, evaluation, "data.split=val"))
     assert result.returncode == 0, result.stderr[-3000:]
     assert (evaluation / "metrics.json").is_file()
+
+
+def test_independent_heads_train_apart_and_average_at_inference(model):
+    """heads=3: in training (B, 3, out_dim), each head from its own noisy embedding; at
+    inference their mean, which is each head's own two layers on the clean embedding."""
+    heads = GE2EVoiceEncoder(out_dim=16, hidden_dim=32, heads=3, embedding_noise=0.15)
+    heads.ge2e.load_state_dict(model.ge2e.state_dict())
+    spec = spectrogram(torch.randn(2, N_SAMPLES) * 0.05)
+    with torch.no_grad():
+        heads.eval()
+        averaged = heads(spec)
+        embedding = heads.embed(spec)  # (2, 256)
+        each = []
+        for h in range(3):
+            w1 = heads.fc1.weight[h * 32 : (h + 1) * 32]
+            b1 = heads.fc1.bias[h * 32 : (h + 1) * 32]
+            w2 = heads.fc2.weight[h * 16 : (h + 1) * 16, :, 0]
+            b2 = heads.fc2.bias[h * 16 : (h + 1) * 16]
+            each.append(torch.relu(embedding @ w1.T + b1) @ w2.T + b2)
+        torch.testing.assert_close(averaged, torch.stack(each).mean(0), rtol=1e-5, atol=1e-6)
+        heads.train()
+        trained = heads(spec)
+    assert averaged.shape == (2, 16) and trained.shape == (2, 3, 16)
+    assert not torch.allclose(trained[:, 0], trained[:, 1])  # noise of their own
+    with pytest.raises(GE2EEncoderError, match="heads"):
+        GE2EVoiceEncoder(out_dim=4, hidden_dim=4, heads=0)
+    with pytest.raises(GE2EEncoderError, match="heads must be at most 16"):
+        GE2EVoiceEncoder(out_dim=4, hidden_dim=4, heads=17)

@@ -9,31 +9,16 @@ temporary directory (``page.png``, ``gallery.png``).
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 
+from tests.browser import CHROMIUM, skip_without_browser
+from tests.browser import CHROMIUM_ARGS as BASE_ARGS
 from tests.web.conftest import write_voice
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM = Path("/usr/bin/chromium")
-# Headless, and quiet on the network: without the background-networking flags Chromium
-# dials Google's services at start, which a closed network refuses.
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    # A microphone that plays a file, allowed without asking.
-    "--use-fake-device-for-media-stream",
-    "--use-fake-ui-for-media-stream",
-]
+# A microphone that plays a file, allowed without asking.
+CHROMIUM_ARGS = [*BASE_ARGS, "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
 WAIT_MS = 60_000
 PORTRAIT_SHOWN = """() => {
   const img = document.getElementById('portrait');
@@ -41,23 +26,9 @@ PORTRAIT_SHOWN = """() => {
 }"""
 
 
-def browser_problem() -> str | None:
-    if not CHROMIUM.exists():
-        return f"no Chromium at {CHROMIUM} (apt-get install chromium)"
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        return "Playwright is not installed (pip install -e '.[dev]')"
-    return None
-
-
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
-    problem = browser_problem()
-    if problem:
-        if os.environ.get("CI"):
-            pytest.fail(f"{problem}: CI runs the browser test (.ci/run installs Chromium)")
-        pytest.skip(problem)
+    skip_without_browser()
     from playwright.sync_api import sync_playwright
 
     microphone = write_voice(tmp_path_factory.mktemp("microphone") / "mic.wav", 4.0, seed=5)

@@ -113,9 +113,10 @@ class VoiceTask(Task):
             spread = max(squares / count - float(mean.pow(2).sum()), 0.0) ** 0.5
             self.loss.set_mean(self.mean_feature.to(trainer.device), spread)
         head = getattr(self.model, "fc2", None)
-        if not resuming and isinstance(head, nn.Linear) and head.bias is not None:
-            with torch.no_grad():  # start from the mean face
-                head.bias.copy_(self.mean_feature)
+        bias = getattr(head, "bias", None)
+        if not resuming and isinstance(bias, Tensor) and bias.numel() % mean.numel() == 0:
+            with torch.no_grad():  # start from the mean face (every head: one copy each)
+                bias.copy_(self.mean_feature.repeat(bias.numel() // mean.numel()))
 
     def spectrogram(self, batch: dict[str, Any]) -> Tensor:  # -> (B, 2, T, 257)
         spec = spectrogram(batch["wav"].to(self.trainer.device, non_blocking=True))
@@ -139,7 +140,11 @@ class VoiceTask(Task):
         if self.augment is not None:  # training steps only: validation hears the voices as is
             wav = batch["wav"].to(self.trainer.device, non_blocking=True)
             batch = {**batch, "wav": self.augment(wav, self.generator)}
-        return self.loss(features, self.predict(model, batch))
+        prediction = self.predict(model, batch)
+        if prediction.ndim == 3:  # (B, heads, D): each head trained on the whole batch
+            each = [self.loss(features, prediction[:, h]) for h in range(prediction.shape[1])]
+            return {name: torch.stack([t[name] for t in each]).mean() for name in each[0]}
+        return self.loss(features, prediction)
 
     @torch.no_grad()
     def picture(self, model: nn.Module, batch: dict[str, Any]) -> list[Tensor]:
