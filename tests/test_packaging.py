@@ -154,3 +154,40 @@ def test_the_wheel_ships_the_report_templates_and_renders_them(wheel, tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert Path(result.stdout.strip()).is_relative_to(target)
+
+
+@pytest.mark.slow
+def test_the_editable_install_is_one_path_line_with_no_notice(tmp_path):
+    """``pip install -e .`` (make install) builds an editable wheel: with a simple layout it is
+    a .pth file naming the checkout, and setuptools prints no notice about import precedence
+    (a package-dir mapping would make it install a meta path finder and say so)."""
+    source = tmp_path / "src"
+    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", "build")
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy2(ROOT / name, source / name)
+    for name in ("speech2face", "configs"):
+        shutil.copytree(ROOT / name, source / name, ignore=ignore, symlinks=True)
+    assert (source / "speech2face" / "configs").is_symlink()
+    build = subprocess.run(
+        [sys.executable, "-W", "always", "-c",
+         "import sys, setuptools.build_meta as b; print(b.build_editable(sys.argv[1]))",
+         str(tmp_path / "dist")],
+        cwd=source, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert build.returncode == 0, build.stderr
+    assert "BuildBackendWarning" not in build.stderr
+    assert "Editable installation" not in build.stderr
+    editable = tmp_path / "dist" / build.stdout.strip().splitlines()[-1]
+    with zipfile.ZipFile(editable) as archive:
+        (pth,) = [n for n in archive.namelist() if n.endswith(".pth")]
+        assert archive.read(pth).decode().split() == [str(source.resolve())]
+
+    probe = "import speech2face.config as c; print(c.config_dir())"
+    env = {**os.environ, "PYTHONPATH": str(source)}
+    env.pop("S2F_CONFIG_DIR", None)
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert Path(result.stdout.strip()) == source / "configs"
