@@ -8,16 +8,19 @@ its base pitch and intonation range, a vocal-tract length as a scale of every fo
 frequency, roughness, and optionally the engine's Klatt synthesiser instead of
 its default one (breathiness, which the engine's variants do not change audibly, is added by
 the corpus), so that 320 speakers are 320 voices rather than a dozen presets. The
-speaking rate is set per utterance. The same voice saying the same text gives the same samples
-in any process and after anything else it said (the engine's noise is seeded per utterance,
-and its pitch flutter, whose phase would run on from one utterance to the next, is off).
+speaking rate is set per utterance.
 
-The library keeps global state, so one :class:`Espeak` serves a process (:func:`engine`);
-the corpus's worker processes each load their own.
+The same voice saying the same text gives the same samples in any process and after anything
+else it said. The library keeps state from one utterance to the next in its globals (its
+synthesisers' filters and phases among them), so every utterance is spoken by a fresh load of
+the library: each :class:`Espeak` copies the shared library once into its private folder and
+loads, starts, uses and unloads that copy per utterance (about a millisecond). The engine's
+noise is seeded per utterance, and its pitch flutter is off.
 """
 
 from __future__ import annotations
 
+import _ctypes
 import atexit
 import ctypes
 import hashlib
@@ -127,20 +130,30 @@ class Espeak:
         self._root = Path(tempfile.mkdtemp(prefix="s2f-espeak-"))
         atexit.register(shutil.rmtree, self._root, True)
         self._variants = self._mirror(data, self._root / "espeak-ng-data")
+        # A private copy: loading it never shares globals with another Espeak's load.
+        self._library = self._root / library.name
         try:
-            self._lib = ctypes.CDLL(str(library))
+            shutil.copyfile(library, self._library)
         except OSError as error:
-            raise SpeechEngineError(f"cannot load the speech engine {library}: {error}") from error
-        self._lib.espeak_Initialize.restype = ctypes.c_int
-        self._lib.espeak_Initialize.argtypes = [
-            ctypes.c_int,
-            ctypes.c_int,
-            ctypes.c_char_p,
-            ctypes.c_int,
-        ]
-        self._lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
-        self._lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
-        self._lib.espeak_Synth.argtypes = [
+            raise SpeechEngineError(f"cannot copy the speech engine {library}: {error}") from error
+        self._chunks: list[np.ndarray] = []
+        self._callback = _Callback(self._collect)  # kept: the library holds a pointer to it
+        self._lock = threading.Lock()
+        self._close(self._open())  # fails here, not at the first utterance
+
+    def _open(self) -> ctypes.CDLL:
+        """A fresh load of the library, started: none of an earlier utterance's state."""
+        try:
+            lib = ctypes.CDLL(str(self._library))
+        except OSError as error:
+            raise SpeechEngineError(
+                f"cannot load the speech engine {self._library}: {error}"
+            ) from error
+        lib.espeak_Initialize.restype = ctypes.c_int
+        lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
+        lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
+        lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
+        lib.espeak_Synth.argtypes = [
             ctypes.c_void_p,
             ctypes.c_size_t,
             ctypes.c_uint,
@@ -150,15 +163,18 @@ class Espeak:
             ctypes.c_void_p,
             ctypes.c_void_p,
         ]
-        rate = self._lib.espeak_Initialize(
-            _AUDIO_OUTPUT_SYNCHRONOUS, 0, str(self._root).encode(), 0
-        )
+        rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, str(self._root).encode(), 0)
         if rate != ENGINE_RATE:
+            self._close(lib)
             raise SpeechEngineError(f"the speech engine did not start (it answered {rate})")
-        self._chunks: list[np.ndarray] = []
-        self._callback = _Callback(self._collect)  # kept: the library holds a pointer to it
-        self._lib.espeak_SetSynthCallback(self._callback)
-        self._lock = threading.Lock()
+        lib.espeak_SetSynthCallback(self._callback)
+        return lib
+
+    @staticmethod
+    def _close(lib: ctypes.CDLL) -> None:
+        """Stop the engine and unload it, so that the next :meth:`_open` starts afresh."""
+        lib.espeak_Terminate()
+        _ctypes.dlclose(lib._handle)
 
     @staticmethod
     def _mirror(source: Path, target: Path) -> Path:
@@ -192,21 +208,24 @@ class Espeak:
                 tmp = path.with_suffix(f".{os.getpid()}.tmp")
                 tmp.write_text(body)
                 tmp.replace(path)
-            if self._lib.espeak_SetVoiceByName(f"{voice.language}+{name}".encode()) != _EE_OK:
-                raise SpeechEngineError(f"the speech engine has no voice '{voice.language}'")
-            # The engine's noise (breath, consonants) from a seed of the voice and the text,
-            # so that the same utterance sounds the same whatever was said before it.
-            seed = int.from_bytes(hashlib.sha1((body + text).encode()).digest()[:4], "little")
-            self._lib.espeak_ng_SetRandSeed(ctypes.c_long(seed))
-            wpm = int(min(max(voice.words_per_minute, MIN_WPM), MAX_WPM))
-            self._lib.espeak_SetParameter(_PARAM_RATE, wpm, 0)
-            encoded = text.encode("utf-8")
-            self._chunks.clear()
-            buffer = ctypes.create_string_buffer(encoded)
-            status = self._lib.espeak_Synth(
-                buffer, len(encoded) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None
-            )
-            self._lib.espeak_Synchronize()
+            lib = self._open()
+            try:
+                if lib.espeak_SetVoiceByName(f"{voice.language}+{name}".encode()) != _EE_OK:
+                    raise SpeechEngineError(f"the speech engine has no voice '{voice.language}'")
+                # The engine's noise (breath, consonants) from a seed of the voice and the text.
+                seed = int.from_bytes(hashlib.sha1((body + text).encode()).digest()[:4], "little")
+                lib.espeak_ng_SetRandSeed(ctypes.c_long(seed))
+                wpm = int(min(max(voice.words_per_minute, MIN_WPM), MAX_WPM))
+                lib.espeak_SetParameter(_PARAM_RATE, wpm, 0)
+                encoded = text.encode("utf-8")
+                self._chunks.clear()
+                buffer = ctypes.create_string_buffer(encoded)
+                status = lib.espeak_Synth(
+                    buffer, len(encoded) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None
+                )
+                lib.espeak_Synchronize()
+            finally:
+                self._close(lib)
             chunks, self._chunks = self._chunks, []
         if status != _EE_OK or not chunks:
             raise SpeechEngineError(f"the speech engine could not say {text[:40]!r}")
