@@ -344,6 +344,9 @@ class ShardDataset(IterableDataset):
         info = get_worker_info()
         worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
         epoch = self._begin_pass(worker, workers)
+        resume = self._resume
+        if resume is not None and resume["epoch"] == epoch and self.train:
+            worker = (worker + resume["rotate"]) % workers  # the role it plays (set_resume)
         return self._stream(epoch, rank, world, worker, workers)
 
     def _stream(
@@ -383,7 +386,11 @@ class ShardDataset(IterableDataset):
     # ------------------------------------------------------------ training positions
 
     def set_resume(
-        self, epoch: int, consumed: np.ndarray | None, cursors: np.ndarray | None = None
+        self,
+        epoch: int,
+        consumed: np.ndarray | None,
+        cursors: np.ndarray | None = None,
+        rotate: int = 0,
     ) -> None:
         """Start ``epoch`` part way through (once: later epochs start from their beginning).
 
@@ -393,12 +400,16 @@ class ShardDataset(IterableDataset):
         int, where each consumer of that run stood (:meth:`consumed_positions`); given only
         when this run has the same world size and loader workers, so each consumer carries on
         exactly where it stopped (reading at most one block again, and skipping the samples
-        before it through the shard index, without reading their data).
+        before it through the shard index, without reading their data). ``rotate``: the
+        batches the loader had yielded in the epoch: a DataLoader takes batches from its
+        workers in turn, starting with worker 0, so loader worker ``w`` carries on the run of
+        worker ``(w + rotate) mod workers`` and the batches come in the original order.
         """
         self._resume = {
             "epoch": int(epoch),
             "consumed": None if consumed is None else np.asarray(consumed, dtype=bool),
             "cursors": None if cursors is None else np.asarray(cursors, dtype=np.int64),
+            "rotate": int(rotate) if cursors is not None else 0,
         }
 
     def _remaining(self, epoch: int) -> np.ndarray | None:

@@ -452,7 +452,7 @@ class Trainer:
             self.cursors[:] = cursors[
                 self.dist.rank * self.workers : (self.dist.rank + 1) * self.workers
             ]
-            dataset.set_resume(self.epoch, consumed, cursors)
+            dataset.set_resume(self.epoch, consumed, cursors, rotate=self.batch_in_epoch)
         else:
             self.consumed = dataset.consumed_positions(
                 self.epoch, int(position["world_size"]), int(position["workers"]), cursors
