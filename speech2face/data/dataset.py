@@ -383,6 +383,29 @@ class ShardDataset(IterableDataset):
         except (OSError, tarfile.TarError) as error:  # unreadable, or cut short
             raise ShardError(f"cannot read shard {shard}: {error}") from None
 
+    def draw(self, count: int, seed: int = 0) -> Iterator[dict[str, Any]]:
+        """Up to ``count`` samples drawn at random over all shards (without replacement;
+        every sample when there are fewer), read in shard order, each shard opened once and
+        the samples between those drawn skipped without reading their data (a local shard).
+        Samples this dataset skips (face-only with ``require_audio``) are left out. Without
+        sample counts: the first ``count`` samples of a pass."""
+        if self.counts is None:
+            for index, sample in enumerate(self):
+                if index >= count:
+                    return
+                yield sample
+            return
+        assert self.num_samples is not None
+        rng = np.random.default_rng(seed)
+        chosen = np.sort(rng.choice(self.num_samples, min(count, self.num_samples), replace=False))
+        starts, order = self._locate(list(range(len(self.shards))))
+        reader = _Reader(self)
+        for position in chosen:
+            shard, key, members = reader.get(*self._where(int(position), starts, order))
+            sample = self._decode(shard, key, members, rng)
+            if sample is not None:
+                yield sample
+
     # ------------------------------------------------------------ training positions
 
     def set_resume(

@@ -4,6 +4,7 @@ skip reads only the headers of the samples before the position."""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 
 import numpy as np
@@ -89,3 +90,40 @@ def test_a_skip_reads_only_headers(tmp_path):
         key, _ = next(iter_tar_samples(counting, skip=45, seekable=True))
     assert key == "sample00045"
     assert counting.read_bytes < path.stat().st_size / 10  # headers of 45 samples, not data
+
+
+def test_batches_mix_videos_like_a_random_draw(tmp_path):
+    """Shards whose consecutive rows are 4 segments of one video (as a source CSV lists
+    them): the default shuffle's batches of 8 hold as few same-video pairs as batches drawn
+    at random from the whole split (4,096 pairs drawn; expected share 3 / 1,023)."""
+    from speech2face.data.shards import encode_wav, json_bytes, npy_bytes, write_tar
+
+    (tmp_path / "shards").mkdir()
+    wav = encode_wav(np.zeros(1600, np.int16))
+    feature = npy_bytes(np.zeros(4, np.float16))
+    entries = []
+    for s in range(8):
+        samples = []
+        for i in range(128):
+            n = s * 128 + i
+            meta = {"key": f"k{n:05d}", "speaker": f"v{n // 4:04d}"}
+            samples.append(
+                (f"k{n:05d}", {"json": json_bytes(meta), "wav": wav, "feat.npy": feature})
+            )
+        write_tar(tmp_path / f"shards/train-{s:06d}.tar", samples)
+        entries.append({"path": f"shards/train-{s:06d}.tar", "samples": 128})
+    (tmp_path / "shards.json").write_text(json.dumps({"train": entries}))
+
+    def same_share(batches: list[list[str]]) -> float:
+        pairs = [(a, b) for batch in batches for i, a in enumerate(batch) for b in batch[i + 1 :]]
+        return sum(a == b for a, b in pairs) / len(pairs)
+
+    ds = ShardDataset(str(tmp_path), "train", clip_samples=1600)
+    loader = build_loader(ds, batch_size=8, num_workers=0)
+    batches = [batch["speaker"] for batch in loader]
+    videos = [f"v{n // 4:04d}" for n in range(1024)]
+    rng = np.random.default_rng(0)
+    drawn = [list(rng.choice(videos, 8, replace=False)) for _ in range(len(batches))]
+    shuffled, random_draw = same_share(batches), same_share(drawn)
+    print(f"same-video pairs in a batch: default shuffle {shuffled:.4f}, random {random_draw:.4f}")
+    assert shuffled <= 3 * 3 / 1023 and random_draw <= 3 * 3 / 1023
