@@ -114,6 +114,19 @@ def per_process_batch(tcfg: TrainerConfig, world_size: int) -> int:
     return share
 
 
+def fetch_weights_once(spec: Any, is_main: bool) -> None:
+    """The face encoder's weights (a registry name or a path), fetched by rank 0 alone
+    before any rank builds a model; the other ranks wait, then find them in the cache
+    (each rank fetching lazily in its first step would race on one download)."""
+    if not spec:
+        return
+    from speech2face.weights import resolve
+
+    if is_main:
+        resolve(str(spec))
+    distributed.barrier()
+
+
 def pick_precision(precision: str, device: torch.device) -> str:
     """``bf16`` or ``fp32`` for ``trainer.precision`` on ``device``: auto is bf16 on a GPU
     with bfloat16 arithmetic (Ampere on), else fp32; bf16 asked for on a GPU without it is a
@@ -279,16 +292,8 @@ class Trainer:
         return changes
 
     def _fetch_weights_once(self) -> None:
-        """The face encoder's weights, fetched by rank 0 alone before any rank builds a
-        model (the others wait, then find them in the cache)."""
         spec = self.cfg.face_encoder.get("weights") if "face_encoder" in self.cfg else None
-        if not spec:
-            return
-        from speech2face.weights import resolve
-
-        if self.dist.is_main:
-            resolve(str(spec))
-        distributed.barrier()
+        fetch_weights_once(spec, self.dist.is_main)
 
     # ---------------------------------------------------------------- running
 

@@ -161,3 +161,72 @@ def test_the_paper_preset_is_the_papers_window_precision_and_batch():
     assert [per_process_batch(tcfg, world) for world in (1, 2, 4, 8)] == [8, 4, 2, 1]
     with pytest.raises(ConfigError, match="does not divide"):
         per_process_batch(tcfg, 3)
+
+
+def _fetching_rank(rank: int, port: int, home: str, url: str, digest: str, size: int) -> None:
+    """A rank that fetches the weights the way training does, then loads them as a lazily
+    built encoder would; every real download is logged to ``home/downloads``."""
+    import os
+
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
+        LOCAL_RANK=str(rank), WORLD_SIZE="2", S2F_HOME=home,
+    )  # fmt: skip
+    os.environ.pop("S2F_OFFLINE", None)
+    from speech2face import weights
+    from speech2face.training import distributed
+    from speech2face.training.trainer import fetch_weights_once
+
+    weights.REGISTRY["test_weights"] = weights.WeightsEntry(
+        name="test_weights", filename="test.pth", url=url, sha256=digest, size=size,
+        description="test file",
+    )  # fmt: skip
+    download = weights._download
+
+    def logged(*args, **kwargs):
+        with open(f"{home}/downloads", "a") as log:
+            log.write(f"{rank}\n")
+        return download(*args, **kwargs)
+
+    weights._download = logged
+    dist = distributed.setup("cpu")
+    try:
+        fetch_weights_once("test_weights", dist.is_main)
+        assert weights.resolve("test_weights").read_bytes() == bytes(range(256)) * 4000
+    finally:
+        distributed.cleanup()
+
+
+def test_weights_are_fetched_once_by_rank_0(tmp_path):
+    import hashlib
+
+    payload = bytes(range(256)) * 4000
+    source = tmp_path / "source.pth"
+    source.write_bytes(payload)
+    home = tmp_path / "home"
+    home.mkdir()
+    digest = hashlib.sha256(payload).hexdigest()
+    args = (_free_port(), str(home), source.as_uri(), digest, len(payload))
+    mp.spawn(_fetching_rank, args=args, nprocs=2, join=True)
+    assert (home / "downloads").read_text().split() == ["0"]
+
+
+def test_precision_auto_is_fp32_on_a_cpu():
+    from speech2face.training.trainer import pick_precision
+
+    cpu = torch.device("cpu")
+    assert pick_precision("auto", cpu) == "fp32"
+    assert pick_precision("bf16", cpu) == "bf16"  # emulated on a CPU: slow but correct
+    assert pick_precision("fp32", cpu) == "fp32"
+
+
+@pytest.mark.gpu
+def test_precision_auto_follows_the_cards_bf16():
+    from speech2face.training.trainer import pick_precision
+
+    card = torch.device("cuda:0")
+    has = torch.cuda.is_bf16_supported(including_emulation=False)
+    assert pick_precision("auto", card) == ("bf16" if has else "fp32")
+    if not has:
+        with pytest.raises(ConfigError, match="no bfloat16 arithmetic"):
+            pick_precision("bf16", card)
