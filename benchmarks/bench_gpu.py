@@ -1,4 +1,5 @@
-"""GPU acceptance run (by hand: ``python -m benchmarks gpu``; about 5 minutes on one H100).
+"""GPU acceptance run (by hand: ``python -m benchmarks gpu``; sized for under 8 minutes on one
+H100, not yet run on one).
 
 Trains the paper's voice encoder (``task=voice``, batch 8, 6 s windows, Adam as the paper)
 against the paper's face decoder (untrained; frozen, as in the paper) and VGG-Face's

@@ -14,7 +14,12 @@ epoch for the others. When ``total`` divides by ``W`` every sample is read exact
 epoch; otherwise the last ``total mod W`` samples of the epoch's order are left out (other
 ones each epoch). Samples a consumer skips (face-only ones with ``require_audio``) are
 made up by reading on past its run, wrapping around, so the count holds (a split with no
-usable sample at all yields nothing on every rank).
+usable sample at all yields nothing on every rank). A consumer reads its run in blocks of
+``shuffle_buffer`` positions and yields each block in a random order fixed by the seed, the
+epoch, the consumer and the block; every training sample carries its ``cursor`` (consumer,
+samples yielded, block, entry of the block's order), so a run can record where each
+consumer stands and resume there (:meth:`ShardDataset.set_resume`) through the shard index,
+passing over the samples before the block without reading their data.
 
 Evaluation (``train=False``), and training from ``urls`` without sample counts: the shard
 list (in order) is dealt out to the consumers, so every sample is read exactly once; with
@@ -29,9 +34,10 @@ epoch ``e`` (and a run resumed with ``set_epoch(e)`` reads what the original run
 memory, so it is the same whether the passes run in this process (``num_workers=0``) or in
 loader workers, persistent or started afresh each epoch.
 
-Waveforms follow the paper: training takes a random 6 s window of the stored segment
-(segments shorter than 6 s are tiled, :func:`speech2face.audio.fit_to_length`), evaluation
-the first 6 s. Spectrograms are computed on the device in the training step
+Waveforms: training takes a random 6 s window of the stored segment (``window="random"``,
+drawn from the seed, the epoch and the sample's position) or its first 6 s
+(``window="first"``, the paper's); segments shorter than 6 s are tiled
+(:func:`speech2face.audio.fit_to_length`); evaluation takes the first 6 s. Spectrograms are computed on the device in the training step
 (:func:`speech2face.audio.spectrogram`), not here.
 """
 
