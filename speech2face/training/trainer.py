@@ -4,7 +4,11 @@ schedule and logging — and :func:`train`, what ``s2f-train`` calls.
 
 Every problem with the configuration is found before any long work and reported in one
 line. See :mod:`speech2face.training.checkpoint` for what a checkpoint holds and how a run
-resumes exactly (same weights as an uninterrupted run, on a CPU with a fixed seed).
+resumes exactly (same weights as an uninterrupted run, on a CPU with a fixed seed), and
+:mod:`speech2face.training.schedule` for the settings a resume must find unchanged (or
+continue from, with ``resume_changes=continue``). A resumed run places each loader worker
+where it stood through the shard index (:meth:`ShardDataset.set_resume`), so it trains
+again within seconds wherever in an epoch it stopped.
 """
 
 from __future__ import annotations

@@ -127,3 +127,18 @@ def test_batches_mix_videos_like_a_random_draw(tmp_path):
     shuffled, random_draw = same_share(batches), same_share(drawn)
     print(f"same-video pairs in a batch: default shuffle {shuffled:.4f}, random {random_draw:.4f}")
     assert shuffled <= 3 * 3 / 1023 and random_draw <= 3 * 3 / 1023
+
+
+def test_the_first_window_is_the_start_of_each_segment(tmp_path):
+    """window=first trains on each segment's first 6 s (the paper's), random on others."""
+    from speech2face.audio import N_SAMPLES
+    from speech2face.data.dataset import PCM_SCALE
+
+    fake_shards(tmp_path, [3, 3], seconds=8.0)  # sample n's waveform is a ramp from n
+    first = list(ShardDataset(str(tmp_path), "train", window="first", shuffle_buffer=0))
+    for sample in first:
+        n = int(sample["key"].removeprefix("sample"))
+        start = torch.arange(n, n + N_SAMPLES) % 30_000
+        assert torch.equal(sample["wav"], start.float() / PCM_SCALE)
+    randomly = list(ShardDataset(str(tmp_path), "train", shuffle_buffer=0))
+    assert any(not torch.equal(a["wav"], b["wav"]) for a, b in zip(first, randomly, strict=True))
