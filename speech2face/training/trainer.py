@@ -449,12 +449,19 @@ class Trainer:
         if consumed is not None:
             bits = np.unpackbits(consumed.numpy())[: dataset.num_samples]
             consumed = bits.astype(bool)
+        changed = {change.split(" ", 1)[0] for change in self.changes}
+        if changed & {"data.seed", "data.shuffle_buffer", "data.samples"}:
+            self.log.message(
+                f"the data order changed: epoch {self.epoch} starts from its beginning"
+            )
+            self.batch_in_epoch = 0
+            return
         cursors = position["cursors"].numpy()
         self.samples_in_epoch = int(position["samples"]) // self.dist.world_size
         same = (int(position["world_size"]), int(position["workers"])) == (
             self.dist.world_size,
             self.workers,
-        ) and not self.changes
+        )
         dataset.set_resume(self.epoch, consumed)
         if same:
             self.consumed = consumed
