@@ -533,11 +533,14 @@ class ShardDataset(IterableDataset):
         while yielded < count:
             reads = (first + self._block_reads(block, count)) % n
             positions = reads if remaining is None else remaining[reads]
-            records = [reader.get(*self._where(int(p), starts, order)) for p in positions]
             permutation = self._permutation(epoch, rank, worker, block, len(positions))
+            wanted = sorted(int(i) for i in permutation[taken:])  # in reading order
+            records = {
+                i: reader.get(*self._where(int(positions[i]), starts, order)) for i in wanted
+            }
             for entry in range(taken, len(positions)):
                 position = int(positions[permutation[entry]])
-                shard, key, members = records[permutation[entry]]
+                shard, key, members = records.pop(int(permutation[entry]))
                 window_rng = np.random.default_rng([self.seed, epoch, position])
                 sample = self._decode(shard, key, members, window_rng)
                 if sample is None:
