@@ -14,7 +14,12 @@ epoch for the others. When ``total`` divides by ``W`` every sample is read exact
 epoch; otherwise the last ``total mod W`` samples of the epoch's order are left out (other
 ones each epoch). Samples a consumer skips (face-only ones with ``require_audio``) are
 made up by reading on past its run, wrapping around, so the count holds (a split with no
-usable sample at all yields nothing on every rank).
+usable sample at all yields nothing on every rank). A consumer reads its run in blocks of
+``shuffle_buffer`` positions and yields each block in a random order fixed by the seed, the
+epoch, the consumer and the block; every training sample carries its ``cursor`` (consumer,
+samples yielded, block, entry of the block's order), so a run can record where each
+consumer stands and resume there (:meth:`ShardDataset.set_resume`) through the shard index,
+passing over the samples before the block without reading their data.
 
 Evaluation (``train=False``), and training from ``urls`` without sample counts: the shard
 list (in order) is dealt out to the consumers, so every sample is read exactly once; with
@@ -29,16 +34,16 @@ epoch ``e`` (and a run resumed with ``set_epoch(e)`` reads what the original run
 memory, so it is the same whether the passes run in this process (``num_workers=0``) or in
 loader workers, persistent or started afresh each epoch.
 
-Waveforms follow the paper: training takes a random 6 s window of the stored segment
-(segments shorter than 6 s are tiled, :func:`speech2face.audio.fit_to_length`), evaluation
-the first 6 s. Spectrograms are computed on the device in the training step
+Waveforms: training takes a random 6 s window of the stored segment (``window="random"``,
+drawn from the seed, the epoch and the sample's position) or its first 6 s
+(``window="first"``, the paper's); segments shorter than 6 s are tiled
+(:func:`speech2face.audio.fit_to_length`); evaluation takes the first 6 s. Spectrograms are computed on the device in the training step
 (:func:`speech2face.audio.spectrogram`), not here.
 """
 
 from __future__ import annotations
 
 import io
-import itertools
 import json
 import random
 import re
@@ -66,6 +71,7 @@ __all__ = [
 ]
 
 URL_TIMEOUT_SECONDS = 60
+WINDOWS = ("random", "first")  # where a training clip is cut from a longer segment
 MAX_LOADER_WORKERS = 256  # loader workers per rank that keep a pass count (see __iter__)
 PCM_SCALE = 32768.0  # int16 -> float in [-1, 1)
 _RANGE = re.compile(r"\{(\d+)\.\.(\d+)\}")
@@ -199,7 +205,11 @@ class ShardDataset(IterableDataset):
         with_landmarks: also yield the 68 landmarks, ``(68, 2)`` float32 crop pixels.
         require_audio: skip face-only samples (no ``.wav``); ``False`` yields them with an
             all-zero waveform and ``has_audio`` False (for training the face decoder).
-        shuffle_buffer: samples kept for shuffling when training (0: shard order only).
+        shuffle_buffer: samples per shuffled block when training (0 or 1: in order); each
+            consumer reads its run in blocks of this many samples and yields each block in
+            a random order.
+        window: ``random`` (a random 6 s of a longer segment when training) or ``first``
+            (the first 6 s, the paper's; evaluation always takes the first).
         seed: base of the per-epoch shard order and of the per-consumer random windows.
         rank, world_size: the DDP process; default: ``torch.distributed`` when it is
             initialised, else 0 of 1.
@@ -223,10 +233,11 @@ class ShardDataset(IterableDataset):
         with_image: bool = False,
         with_landmarks: bool = False,
         require_audio: bool = True,
-        shuffle_buffer: int = 256,
+        shuffle_buffer: int = 1024,
         seed: int = 0,
         rank: int | None = None,
         world_size: int | None = None,
+        window: str = "random",
     ) -> None:
         super().__init__()
         if (root is None) == (urls is None):
@@ -256,7 +267,11 @@ class ShardDataset(IterableDataset):
         self.with_landmarks = with_landmarks
         self.require_audio = require_audio
         self.shuffle_buffer = int(shuffle_buffer) if train else 0
+        if window not in WINDOWS:
+            raise S2FError(f"data.window must be one of {', '.join(WINDOWS)}, got {window!r}")
+        self.window = window
         self.seed = int(seed)
+        self._resume: dict[str, Any] | None = None  # see set_resume
         self._rank = rank
         self._world_size = world_size
         # Shared with loader workers (forked or pickled for spawn), so that set_epoch reaches
@@ -304,11 +319,14 @@ class ShardDataset(IterableDataset):
         world = self._ranks()[1] if world_size is None else int(world_size)
         return self.num_samples // world
 
-    def quota(self, rank: int, world: int, worker: int, workers: int) -> tuple[int, int]:
+    def quota(
+        self, rank: int, world: int, worker: int, workers: int, total: int | None = None
+    ) -> tuple[int, int]:
         """``(first, count)``: where one training consumer's run starts in the epoch's
-        sample sequence, and how many samples it yields (the same on every rank)."""
+        sequence of ``total`` positions (default: all samples), and how many samples it
+        yields (the same on every rank)."""
         assert self.num_samples is not None
-        per_rank = self.num_samples // world
+        per_rank = (self.num_samples if total is None else total) // world
         base, extra = divmod(per_rank, workers)
         count = base + (1 if worker < extra else 0)
         return rank * per_rank + worker * base + min(worker, extra), count
@@ -332,6 +350,9 @@ class ShardDataset(IterableDataset):
         info = get_worker_info()
         worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
         epoch = self._begin_pass(worker, workers)
+        resume = self._resume
+        if resume is not None and resume["epoch"] == epoch and self.train:
+            worker = (worker + resume["rotate"]) % workers  # the role it plays (set_resume)
         return self._stream(epoch, rank, world, worker, workers)
 
     def _stream(
@@ -340,10 +361,9 @@ class ShardDataset(IterableDataset):
         """The samples one consumer reads in ``epoch``."""
         rng = np.random.default_rng([self.seed, epoch, rank, worker])
         if self.train and self.counts is not None:
-            first, count = self.quota(rank, world, worker, workers)
-            stream = self._run(self._order(epoch), first, count, rng)
-        else:
-            stream = self._samples(self.assignment(epoch, rank, world, worker, workers), rng)
+            yield from self._blocks(epoch, rank, world, worker, workers)
+            return
+        stream = self._samples(self.assignment(epoch, rank, world, worker, workers), rng)
         if self.shuffle_buffer > 1:
             stream = _shuffled(stream, self.shuffle_buffer, rng)
         yield from stream
@@ -358,46 +378,188 @@ class ShardDataset(IterableDataset):
                     yield sample
 
     def _read(self, shard: str, skip: int = 0) -> Iterator[tuple[int, tuple[str, dict]]]:
-        """``(index, (key, members))`` of a shard's samples from index ``skip`` on."""
+        """``(index, (key, members))`` of a shard's samples from index ``skip`` on; the
+        samples before it are passed over without reading their data (a local file: only
+        their headers are read)."""
+        local = not _is_url(shard)
         try:
             with _open(shard) as f:
-                for index, record in enumerate(iter_tar_samples(f)):
-                    if index >= skip:
-                        yield index, record
+                records = iter_tar_samples(f, skip=skip, seekable=local)
+                yield from enumerate(records, start=skip)
         except (OSError, tarfile.TarError) as error:  # unreadable, or cut short
             raise ShardError(f"cannot read shard {shard}: {error}") from None
 
-    def _run(self, order: list[int], first: int, count: int, rng: np.random.Generator):
-        """``count`` samples from position ``first`` of the sequence of the shards' samples
-        in ``order``, reading on (wrapping around) past samples that are skipped."""
+    def draw(self, count: int, seed: int = 0) -> Iterator[dict[str, Any]]:
+        """Up to ``count`` samples drawn at random over all shards (without replacement;
+        every sample when there are fewer), read in shard order, each shard opened once and
+        the samples between those drawn skipped without reading their data (a local shard).
+        Samples this dataset skips (face-only with ``require_audio``) are left out. Without
+        sample counts: the first ``count`` samples of a pass."""
+        if self.counts is None:
+            for index, sample in enumerate(self):
+                if index >= count:
+                    return
+                yield sample
+            return
+        assert self.num_samples is not None
+        rng = np.random.default_rng(seed)
+        chosen = np.sort(rng.choice(self.num_samples, min(count, self.num_samples), replace=False))
+        starts, order = self._locate(list(range(len(self.shards))))
+        reader = _Reader(self)
+        for position in chosen:
+            shard, key, members = reader.get(*self._where(int(position), starts, order))
+            sample = self._decode(shard, key, members, rng)
+            if sample is not None:
+                yield sample
+
+    # ------------------------------------------------------------ training positions
+
+    def set_resume(
+        self,
+        epoch: int,
+        consumed: np.ndarray | None,
+        cursors: np.ndarray | None = None,
+        rotate: int = 0,
+    ) -> None:
+        """Start ``epoch`` part way through (once: later epochs start from their beginning).
+
+        ``consumed``: ``(total,)`` bool, the epoch's positions (see :meth:`positions`) read
+        before the run that is being resumed began (``None``: none); the epoch's remaining
+        positions are then divided among the consumers. ``cursors``: ``(world * workers, 3)``
+        int, where each consumer of that run stood (:meth:`consumed_positions`); given only
+        when this run has the same world size and loader workers, so each consumer carries on
+        exactly where it stopped (reading at most one block again, and skipping the samples
+        before it through the shard index, without reading their data). ``rotate``: the
+        batches the loader had yielded in the epoch: a DataLoader takes batches from its
+        workers in turn, starting with worker 0, so loader worker ``w`` carries on the run of
+        worker ``(w + rotate) mod workers`` and the batches come in the original order.
+        """
+        self._resume = {
+            "epoch": int(epoch),
+            "consumed": None if consumed is None else np.asarray(consumed, dtype=bool),
+            "cursors": None if cursors is None else np.asarray(cursors, dtype=np.int64),
+            "rotate": int(rotate) if cursors is not None else 0,
+        }
+
+    def _remaining(self, epoch: int) -> np.ndarray | None:
+        """The positions of ``epoch`` still to read, ``None``: all of them."""
+        resume = self._resume
+        if resume is None or resume["epoch"] != epoch or resume["consumed"] is None:
+            return None
+        return np.flatnonzero(~resume["consumed"])
+
+    def _cursor(self, epoch: int, consumer: int) -> tuple[int, int, int]:
+        resume = self._resume
+        if resume is None or resume["epoch"] != epoch or resume["cursors"] is None:
+            return 0, 0, 0
+        yielded, block, taken = (int(x) for x in resume["cursors"][consumer])
+        return yielded, block, taken
+
+    def _block_size(self) -> int:
+        return max(self.shuffle_buffer, 1)
+
+    def _block_reads(self, block: int, count: int) -> np.ndarray:
+        """The read indices of a consumer's ``block``: its run of ``count`` positions is
+        cut into blocks of ``shuffle_buffer`` (the last one shorter), and reading on past it
+        (to make up skipped samples) goes on in whole blocks."""
+        size = self._block_size()
+        inside = -(-count // size)  # blocks within the run
+        if block < inside:
+            return np.arange(block * size, min((block + 1) * size, count))
+        start = count + (block - inside) * size
+        return np.arange(start, start + size)
+
+    def _permutation(self, epoch: int, rank: int, worker: int, block: int, n: int) -> np.ndarray:
+        if n <= 1:
+            return np.zeros(n, dtype=np.int64)
+        return np.random.default_rng([self.seed, epoch, rank, worker, block]).permutation(n)
+
+    def consumed_positions(
+        self, epoch: int, world: int, workers: int, cursors: np.ndarray
+    ) -> np.ndarray:
+        """``(total,)`` bool: the positions of ``epoch`` read by a run of ``world`` ranks
+        with ``workers`` loader workers each whose consumers stand at ``cursors``
+        (``(world * workers, 3)``: samples yielded, block, entries of that block's order
+        passed), together with those read before that run began (:meth:`set_resume`)."""
+        assert self.num_samples is not None
+        done = np.zeros(self.num_samples, dtype=bool)
+        remaining = self._remaining(epoch)
+        if remaining is None:
+            remaining = np.arange(self.num_samples)
+        else:
+            done[:] = True
+            done[remaining] = False
+        n = len(remaining)
+        if n == 0:
+            return done
+        for rank in range(world):
+            for worker in range(workers):
+                _, block, taken = (int(x) for x in cursors[rank * workers + worker])
+                first, count = self.quota(rank, world, worker, workers, n)
+                reads = [self._block_reads(b, count) for b in range(block)]
+                if taken:
+                    last = self._block_reads(block, count)
+                    order = self._permutation(epoch, rank, worker, block, len(last))
+                    reads.append(last[order[:taken]])
+                if reads:
+                    done[remaining[(first + np.concatenate(reads)) % n]] = True
+        return done
+
+    def _locate(self, order: list[int]) -> tuple[np.ndarray, list[int]]:
+        """Where each shard of ``order`` starts in the epoch's positions."""
         assert self.counts is not None
+        sizes = [self.counts[i] for i in order]
+        return np.cumsum([0, *sizes]), order
+
+    def _blocks(
+        self, epoch: int, rank: int, world: int, worker: int, workers: int
+    ) -> Iterator[dict[str, Any]]:
+        """One training consumer's samples: its run of the epoch's remaining positions,
+        read in blocks of ``shuffle_buffer`` positions, each yielded in a random order;
+        samples it skips (face-only ones with ``require_audio``) are made up by reading on
+        past its run, wrapping around, so every rank yields the same count."""
+        assert self.num_samples is not None
+        remaining = self._remaining(epoch)
+        n = self.num_samples if remaining is None else len(remaining)
+        if n == 0:
+            return
+        first, count = self.quota(rank, world, worker, workers, n)
         if count <= 0:
             return
-        total = sum(self.counts)
-        position = 0  # find the shard holding sample ``first``
-        start = 0
-        while position + self.counts[order[start]] <= first:
-            position += self.counts[order[start]]
-            start += 1
-        skip = first - position
-        yielded = 0
-        fruitless = 0  # samples read since the last one yielded
-        for step in itertools.count():
-            shard = self.shards[order[(start + step) % len(order)]]
-            for _, (key, members) in self._read(shard, skip if step == 0 else 0):
-                sample = self._decode(shard, key, members, rng)
+        starts, order = self._locate(self._order(epoch))
+        yielded, block, taken = self._cursor(epoch, rank * workers + worker)
+        reader = _Reader(self)
+        fruitless = 0  # positions read since the last sample yielded
+        while yielded < count:
+            reads = (first + self._block_reads(block, count)) % n
+            positions = reads if remaining is None else remaining[reads]
+            permutation = self._permutation(epoch, rank, worker, block, len(positions))
+            wanted = sorted(int(i) for i in permutation[taken:])  # in reading order
+            records = {
+                i: reader.get(*self._where(int(positions[i]), starts, order)) for i in wanted
+            }
+            for entry in range(taken, len(positions)):
+                position = int(positions[permutation[entry]])
+                shard, key, members = records.pop(int(permutation[entry]))
+                window_rng = np.random.default_rng([self.seed, epoch, position])
+                sample = self._decode(shard, key, members, window_rng)
                 if sample is None:
                     fruitless += 1
-                    if fruitless > total:  # none usable at all: every rank yields nothing
+                    if fruitless > n:  # none usable at all: every rank yields nothing
                         return
                     continue
                 fruitless = 0
-                yield sample
                 yielded += 1
+                sample["cursor"] = (worker, yielded, block, entry + 1)
+                yield sample
                 if yielded == count:
                     return
-            if step >= len(order) and yielded == 0 and fruitless == 0:
-                raise S2FError(f"shards hold fewer samples than shards.json lists ({total})")
+            block, taken = block + 1, 0
+
+    def _where(self, position: int, starts: np.ndarray, order: list[int]) -> tuple[str, int]:
+        """``(shard, index in it)`` of an epoch position."""
+        slot = int(np.searchsorted(starts, position, side="right")) - 1
+        return self.shards[order[slot]], position - int(starts[slot])
 
     def _decode(
         self, shard: str, key: str, members: dict[str, bytes], rng: np.random.Generator
@@ -425,7 +587,7 @@ class ShardDataset(IterableDataset):
                     raise ValueError(f"audio at {rate} Hz, expected {SAMPLE_RATE}")
                 wav = torch.from_numpy(pcm.astype(np.float32) / PCM_SCALE)
                 if self.clip_samples is not None:
-                    if self.train and wav.numel() > self.clip_samples:
+                    if self.train and self.window == "random" and wav.numel() > self.clip_samples:
                         start = int(rng.integers(0, wav.numel() - self.clip_samples + 1))
                         wav = wav[start : start + self.clip_samples]
                     wav = fit_to_length(wav, self.clip_samples)
@@ -464,6 +626,28 @@ class ShardDataset(IterableDataset):
         return sample
 
 
+class _Reader:
+    """Reads samples of shards in rising order, keeping the current shard open: a later
+    sample of the same shard reads on; another shard, or an earlier sample, opens it anew
+    (skipping the samples before the one wanted without reading their data)."""
+
+    def __init__(self, dataset: ShardDataset) -> None:
+        self.dataset = dataset
+        self.shard: str | None = None
+        self.records: Iterator[tuple[int, tuple[str, dict]]] | None = None
+        self.next = 0
+
+    def get(self, shard: str, index: int) -> tuple[str, str, dict[str, bytes]]:
+        if shard != self.shard or index < self.next or self.records is None:
+            self.shard, self.records, self.next = shard, self.dataset._read(shard, index), index
+        for found, (key, members) in self.records:
+            self.next = found + 1
+            if found == index:
+                return shard, key, members
+        self.records = None
+        raise ShardError(f"shard {shard} holds fewer samples than shards.json lists ({index + 1}+)")
+
+
 def _shuffled(stream: Iterator[dict], size: int, rng: np.random.Generator) -> Iterator[dict]:
     """Shuffle a stream with a buffer of ``size`` samples (WebDataset's scheme)."""
     buffer: list[dict] = []
@@ -484,7 +668,9 @@ def collate(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
     Returns ``wav`` ``(B, clip_samples)``, ``feature`` ``(B, D)``, ``has_audio`` ``(B,)``
     bool, ``image`` ``(B, 3, 224, 224)`` uint8 and ``landmarks`` ``(B, 68, 2)`` when the
-    samples have them, and ``key`` / ``speaker`` / ``meta`` lists.
+    samples have them, ``cursor`` ``(B, 4)`` int64 (training with shard counts: the loader
+    worker, its samples yielded, block and block entry, for
+    :meth:`ShardDataset.consumed_positions`), and ``key`` / ``speaker`` / ``meta`` lists.
     """
     if not samples:
         raise ValueError("cannot collate an empty batch")
@@ -499,6 +685,8 @@ def collate(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
     for name in ("image", "landmarks"):
         if name in samples[0]:
             batch[name] = torch.stack([s[name] for s in samples])
+    if "cursor" in samples[0]:  # training: (worker, yielded, block, entry) of each sample
+        batch["cursor"] = torch.tensor([s["cursor"] for s in samples], dtype=torch.int64)
     return batch
 
 

@@ -124,14 +124,19 @@ def write_tar(path: Path, samples: Iterable[tuple[str, dict[str, bytes]]]) -> in
         return writer.count
 
 
-def iter_tar_samples(fileobj: IO[bytes]) -> Iterator[tuple[str, dict[str, bytes]]]:
+def iter_tar_samples(
+    fileobj: IO[bytes], skip: int = 0, seekable: bool = False
+) -> Iterator[tuple[str, dict[str, bytes]]]:
     """Stream ``(key, {ext: bytes})`` from a tar file object, one sample per key run.
 
-    Reads sequentially (``r|``), so it works on HTTP responses as well as files.
+    Reads sequentially (``r|``), so it works on HTTP responses as well as files. ``skip``:
+    leave out the first ``skip`` samples without reading their members' data; with
+    ``seekable`` (a local file) only their 512-byte headers are read, the data is seeked over.
     """
     key: str | None = None
     members: dict[str, bytes] = {}
-    with tarfile.open(fileobj=fileobj, mode="r|") as tar:
+    index = -1  # of the sample ``key`` names
+    with tarfile.open(fileobj=fileobj, mode="r:" if seekable else "r|") as tar:
         for info in tar:
             if not info.isfile():
                 continue
@@ -139,14 +144,16 @@ def iter_tar_samples(fileobj: IO[bytes]) -> Iterator[tuple[str, dict[str, bytes]
             if name.startswith(".") or "." not in name:
                 continue
             member_key, ext = name.split(".", 1)
-            data = tar.extractfile(info)
-            payload = data.read() if data is not None else b""
             if member_key != key:
-                if key is not None:
+                if key is not None and index >= skip:
                     yield key, members
                 key, members = member_key, {}
-            members[ext] = payload
-    if key is not None:
+                index += 1
+            if index < skip:
+                continue
+            data = tar.extractfile(info)
+            members[ext] = data.read() if data is not None else b""
+    if key is not None and index >= skip:
         yield key, members
 
 

@@ -10,6 +10,8 @@ classifier evaluation can label faces with (``s2f-train task=attributes``).
   in :data:`TASKS`;
 - :mod:`~speech2face.training.checkpoint`: training checkpoints (resumable) and the
   self-contained bundle that evaluation and inference load (:func:`load_bundle`);
+- :mod:`~speech2face.training.schedule`: the settings a checkpoint records and a resume
+  compares, and the learning rate of a run resumed with new ones;
 - :mod:`~speech2face.training.instantiate`: building a run's parts from its Hydra config;
 - :mod:`~speech2face.training.distributed`: DDP from ``torchrun``'s environment;
 - :mod:`~speech2face.training.logging`: TensorBoard scalars and image grids, progress bar.

@@ -3,8 +3,12 @@
 A training checkpoint is a model checkpoint (``{"kind", "config", "state_dict"}`` of the
 trained network, so :func:`speech2face.models.load_checkpoint` reads it) with more beside it:
 
-- ``training``: the task, the step, the data position (epoch, batches read in it), the
-  optimiser and scheduler states, the RNG states, the best validation value so far;
+- ``training``: the task, the step, the data position (epoch, batches read in it, and
+  ``data``: where every loader worker of every process stands in the epoch, with the
+  samples read before the run began), the settings that define the schedule and the data
+  order (``settings``, compared on resume: :mod:`speech2face.training.schedule`), the
+  optimiser and scheduler states (``continued``: the start of a schedule continued with new
+  settings), the RNG states, the best validation value so far;
 - ``bundle``: what evaluation and inference need besides the trained network: the face
   encoder's name and feature width, the audio settings, the composed config (YAML), and for
   a voice encoder the frozen face decoder it was trained against (with its mean geometry).

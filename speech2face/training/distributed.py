@@ -104,6 +104,15 @@ def broadcast_object(value):
     return value
 
 
+def all_gather_object(value) -> list:
+    """Every rank's ``value``, in rank order (``[value]`` when not distributed)."""
+    if dist.is_available() and dist.is_initialized():
+        box: list = [None] * dist.get_world_size()
+        dist.all_gather_object(box, value)
+        return box
+    return [value]
+
+
 def broadcast_buffers(module: torch.nn.Module) -> None:
     """Give every rank rank 0's buffers (BatchNorm statistics, which each rank updates from
     its own batches in the last forward pass) so that all ranks end with one model."""

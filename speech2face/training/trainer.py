@@ -4,7 +4,11 @@ schedule and logging — and :func:`train`, what ``s2f-train`` calls.
 
 Every problem with the configuration is found before any long work and reported in one
 line. See :mod:`speech2face.training.checkpoint` for what a checkpoint holds and how a run
-resumes exactly (same weights as an uninterrupted run, on a CPU with a fixed seed).
+resumes exactly (same weights as an uninterrupted run, on a CPU with a fixed seed), and
+:mod:`speech2face.training.schedule` for the settings a resume must find unchanged (or
+continue from, with ``resume_changes=continue``). A resumed run places each loader worker
+where it stood through the shard index (:meth:`ShardDataset.set_resume`), so it trains
+again within seconds wherever in an epoch it stopped.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -35,6 +40,12 @@ from speech2face.training.checkpoint import (
 )
 from speech2face.training.instantiate import build, face_encoder_name, missing
 from speech2face.training.logging import Meter, RunLogger
+from speech2face.training.schedule import (
+    RESUME_CHANGES,
+    ContinuedLR,
+    differences,
+    run_settings,
+)
 from speech2face.training.tasks import TASKS
 from speech2face.training.tasks.base import Task, loss_terms
 
@@ -47,7 +58,8 @@ class TrainerConfig:
     """How a run trains (not what): steps, batches, intervals, precision, loader."""
 
     max_steps: int = 100_000
-    batch_size: int = 8
+    batch_size: int = 8  # per process
+    global_batch: int | None = None  # set: batch_size = global_batch / (processes x grad_accum)
     val_every: int = 2_000
     val_batches: int | None = 50  # batches per validation; None: the whole val split
     ckpt_every: int = 2_000
@@ -57,7 +69,7 @@ class TrainerConfig:
     num_images: int = 4
     grad_clip: float | None = None
     grad_accum: int = 1
-    precision: str = "auto"  # auto: bf16 on a GPU, fp32 on a CPU
+    precision: str = "auto"  # auto: bf16 on a GPU that has it, else fp32
     channels_last: bool = True  # on a GPU
     compile: bool = False
     num_workers: int = 4
@@ -76,6 +88,8 @@ class TrainerConfig:
             _positive_int(getattr(self, name), f"trainer.{name}", minimum=0)
         if self.val_batches is not None:
             _positive_int(self.val_batches, "trainer.val_batches")
+        if self.global_batch is not None:
+            _positive_int(self.global_batch, "trainer.global_batch")
         if self.grad_clip is not None and (
             isinstance(self.grad_clip, bool) or not float(self.grad_clip) > 0
         ):
@@ -87,6 +101,49 @@ class TrainerConfig:
         for name in ("channels_last", "compile", "pin_memory", "progress"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"trainer.{name} must be true or false")
+
+
+def per_process_batch(tcfg: TrainerConfig, world_size: int) -> int:
+    """The batch one process reads per micro-step: ``batch_size``, or with ``global_batch``
+    set, ``global_batch / (processes x grad_accum)`` (which must divide)."""
+    if tcfg.global_batch is None:
+        return tcfg.batch_size
+    share, rest = divmod(tcfg.global_batch, world_size * tcfg.grad_accum)
+    if rest or share < 1:
+        raise ConfigError(
+            f"trainer.global_batch={tcfg.global_batch} does not divide into {world_size} "
+            f"process(es) x trainer.grad_accum={tcfg.grad_accum}: choose a global batch that "
+            "does, or another grad_accum"
+        )
+    return share
+
+
+def fetch_weights_once(spec: Any, is_main: bool) -> None:
+    """The face encoder's weights (a registry name or a path), fetched by rank 0 alone
+    before any rank builds a model; the other ranks wait, then find them in the cache
+    (each rank fetching lazily in its first step would race on one download)."""
+    if not spec:
+        return
+    from speech2face.weights import resolve
+
+    if is_main:
+        resolve(str(spec))
+    distributed.barrier()
+
+
+def pick_precision(precision: str, device: torch.device) -> str:
+    """``bf16`` or ``fp32`` for ``trainer.precision`` on ``device``: auto is bf16 on a GPU
+    with bfloat16 arithmetic (Ampere on), else fp32; bf16 asked for on a GPU without it is a
+    :class:`ConfigError` (a CPU emulates it, slowly but correctly)."""
+    has_bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported(including_emulation=False)
+    if precision == "auto":
+        return "bf16" if has_bf16 else "fp32"
+    if precision == "bf16" and device.type == "cuda" and not has_bf16:
+        name = torch.cuda.get_device_name(device)
+        raise ConfigError(
+            f"trainer.precision=bf16 but {name} has no bfloat16 arithmetic: use precision=fp32"
+        )
+    return precision
 
 
 def _positive_int(value: Any, name: str, minimum: int = 1) -> int:
@@ -112,6 +169,15 @@ class Trainer:
         self.tcfg: TrainerConfig = build(cfg.trainer)
         self.dist = dist or distributed.setup(self.tcfg.device)
         self.device = self.dist.device
+        self.tcfg.batch_size = per_process_batch(self.tcfg, self.dist.world_size)
+        self.precision = pick_precision(self.tcfg.precision, self.device)
+        self.resume_changes = str(cfg.get("resume_changes", "refuse"))
+        if self.resume_changes not in RESUME_CHANGES:
+            raise ConfigError(
+                f"resume_changes must be one of {', '.join(RESUME_CHANGES)}, "
+                f"got {self.resume_changes!r}"
+            )
+        self.train_samples: int | None = None
         self._messages: list[str] = []
         self.log: Any = _Deferred(self._messages, self.dist.is_main)  # a RunLogger in fit()
         self.encoder_name = face_encoder_name(cfg)
@@ -126,6 +192,11 @@ class Trainer:
         ):
             self.decoder_entry = self._decoder_checkpoint()
         self.resume_from = self._resume_checkpoint()
+        self.settings = run_settings(
+            cfg, self.dist.world_size, self.tcfg.batch_size, self.train_samples
+        )
+        self.changes = self._check_settings()
+        self._fetch_weights_once()
 
         torch.manual_seed(self.tcfg.seed)
         self.task: Task = task_cls(self)
@@ -146,6 +217,7 @@ class Trainer:
         )
         if probe.num_samples == 0:
             raise S2FError(f"the train split of {root} is empty")
+        self.train_samples = probe.num_samples
         sample = next(iter(probe), None)
         if sample is None:
             raise S2FError(f"the train split of {root} holds no sample")
@@ -204,13 +276,33 @@ class Trainer:
             )
         return payload
 
+    def _check_settings(self) -> list[str]:
+        """The settings the resumed checkpoint was trained with that differ from this run's:
+        none, or ``resume_changes=continue``; else one line naming each, and stop."""
+        if self.resume_from is None:
+            return []
+        saved = self.resume_from["training"].get("settings")
+        if saved is None:  # written before settings were recorded: only world_size is known
+            saved = {**self.settings, "world_size": self.resume_from["training"]["world_size"]}
+        changes = differences(saved, self.settings)
+        if changes and self.resume_changes != "continue":
+            raise ConfigError(
+                f"{self.output_dir} was trained with other settings ({'; '.join(changes)}): "
+                "resume_changes=continue goes on with the new ones from where the run "
+                "stands, or choose another output_dir"
+            )
+        if changes:
+            self.log.message(f"resuming with new settings: {'; '.join(changes)}")
+        return changes
+
+    def _fetch_weights_once(self) -> None:
+        spec = self.cfg.face_encoder.get("weights") if "face_encoder" in self.cfg else None
+        fetch_weights_once(spec, self.dist.is_main)
+
     # ---------------------------------------------------------------- running
 
     def autocast(self):
-        precision = self.tcfg.precision
-        if precision == "auto":
-            precision = "bf16" if self.device.type == "cuda" else "fp32"
-        if precision == "bf16":
+        if self.precision == "bf16":
             return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
@@ -227,9 +319,7 @@ class Trainer:
         state = payload["training"]
         try:
             model.load_state_dict(payload["state_dict"], strict=True)
-            optimizer.load_state_dict(state["optimizer"])
-            if scheduler is not None and state.get("scheduler") is not None:
-                scheduler.load_state_dict(state["scheduler"])
+            scheduler = self._restore_schedule(optimizer, scheduler, state)
             set_rng_state(state["rng"])
         except (KeyError, RuntimeError, TypeError, ValueError) as error:
             first = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
@@ -238,16 +328,75 @@ class Trainer:
                 "choose another output_dir"
             ) from None
         best = state.get("best")
+        self.position = state.get("data")
+        self.scheduler = scheduler
         return int(state["step"]), int(state["epoch"]), int(state["batch_in_epoch"]), best
 
+    def _restore_schedule(self, optimizer, scheduler, state: dict[str, Any]):
+        """The optimiser and scheduler states of the checkpoint: as saved when the settings
+        are the same; with new ones (``resume_changes=continue``), the optimiser's moments
+        under its new settings and the learning rate going on from where it was
+        (:class:`ContinuedLR`). Returns the scheduler the run steps."""
+        step = int(state["step"])
+        saved_lrs = [float(g["lr"]) for g in state["optimizer"]["param_groups"]]
+        continued = state.get("continued")
+        if not self.changes:
+            optimizer.load_state_dict(state["optimizer"])
+            if continued is not None:
+                return ContinuedLR(
+                    optimizer, self._scheduler_factory(), self._base_lrs(optimizer),
+                    continued["origin"], continued["origin_lrs"], step,
+                )  # fmt: skip
+            if scheduler is not None and state.get("scheduler") is not None:
+                scheduler.load_state_dict(state["scheduler"])
+            return scheduler
+        saved = self.resume_from["training"].get("settings") or {}
+        old_base = (saved.get("optim.optimizer") or {}).get("lr")
+        new_base = float(self.cfg.optim.optimizer.get("lr", 0.0) or 0.0)
+        scale = new_base / float(old_base) if old_base else 1.0
+        fresh = [dict(g) for g in optimizer.param_groups]
+        same_class = (saved.get("optim.optimizer") or {}).get(
+            "_target_"
+        ) == self.cfg.optim.optimizer.get("_target_")
+        if same_class:
+            optimizer.load_state_dict(state["optimizer"])
+            for group, settings in zip(optimizer.param_groups, fresh, strict=True):
+                for key, value in settings.items():
+                    if key not in ("params", "initial_lr"):
+                        group[key] = value  # the new betas, eps, weight decay, lr base
+        else:
+            self.log.message("a new optimiser: its state starts afresh")
+        origin_lrs = [lr * scale for lr in saved_lrs]
+        return ContinuedLR(
+            optimizer, self._scheduler_factory(), self._base_lrs(optimizer), step, origin_lrs, step
+        )
+
+    def _base_lrs(self, optimizer) -> list[float]:
+        base = float(self.cfg.optim.optimizer.get("lr", 0.0) or 0.0)
+        return [base] * len(optimizer.param_groups)
+
+    def _scheduler_factory(self):
+        if self.cfg.optim.get("scheduler") is None:
+            return None
+        return build(self.cfg.optim.scheduler)
+
     def _batches(self, loader, dataset):
-        """``(batch, seconds waited)`` forever, epoch after epoch, from the saved position."""
+        """``(batch, seconds waited)`` forever, epoch after epoch, from the saved position.
+
+        With the shards' sample counts known, a resumed run starts where it stopped through
+        the shard index (:meth:`ShardDataset.set_resume`), reading at most one shuffle block
+        again; without them it reads the epoch again up to the saved batch."""
+        skip = self._skip_batches
         while True:
             dataset.set_epoch(self.epoch)
             iterator = iter(loader)
-            for _ in range(self.batch_in_epoch):  # a resumed run skips what it has read
-                if next(iterator, None) is None:
+            for _ in range(skip):  # no saved position: read again what the run has read
+                batch = next(iterator, None)
+                if batch is None:
                     break
+                self.batch_in_epoch += 1
+                self._advance(batch)
+            skip = 0
             yielded = self.batch_in_epoch > 0
             while True:
                 started = time.perf_counter()
@@ -255,6 +404,7 @@ class Trainer:
                 if batch is None:
                     break
                 self.batch_in_epoch += 1
+                self._advance(batch)
                 yielded = True
                 yield batch, time.perf_counter() - started
             if not yielded:
@@ -263,6 +413,91 @@ class Trainer:
                 )
             self.epoch += 1
             self.batch_in_epoch = 0
+            self.samples_in_epoch = 0
+            self.cursors[:] = 0
+            self.consumed = None
+
+    def _advance(self, batch: dict[str, Any]) -> None:
+        self.samples_in_epoch += len(batch["key"])
+        if "cursor" in batch:
+            worker, *where = batch["cursor"][-1].tolist()
+            self.cursors[worker] = where
+
+    def _position(self, dataset) -> None:
+        """Place the training split at the checkpoint's data position (a resumed run):
+        each loader worker where it stood when the run's layout (world size, loader
+        workers) is the same; else the samples the epoch has read so far are left out and
+        the rest of it divided among this run's processes and workers."""
+        self.workers = max(self.tcfg.num_workers, 1)
+        self.cursors = np.zeros((self.workers, 3), dtype=np.int64)
+        self.consumed: np.ndarray | None = None  # (samples,) bool, read before this run
+        self.samples_in_epoch = 0
+        self._positioned = getattr(dataset, "counts", None) is not None and dataset.train
+        self._skip_batches = 0
+        position = self.position
+        if self.resume_from is None:
+            return
+        if not self._positioned or position is None:
+            self._skip_batches = self.batch_in_epoch  # read again up to the saved batch
+            self.batch_in_epoch = 0
+            return
+        if int(position["epoch"]) != self.epoch or int(position["total"]) != dataset.num_samples:
+            self.log.message("the training split changed: its epoch starts from the beginning")
+            self.batch_in_epoch = 0
+            return
+        consumed = position.get("consumed")
+        if consumed is not None:
+            bits = np.unpackbits(consumed.numpy())[: dataset.num_samples]
+            consumed = bits.astype(bool)
+        changed = {change.split(" ", 1)[0] for change in self.changes}
+        if changed & {"data.seed", "data.shuffle_buffer", "data.samples"}:
+            self.log.message(
+                f"the data order changed: epoch {self.epoch} starts from its beginning"
+            )
+            self.batch_in_epoch = 0
+            return
+        cursors = position["cursors"].numpy()
+        self.samples_in_epoch = int(position["samples"]) // self.dist.world_size
+        same = (int(position["world_size"]), int(position["workers"])) == (
+            self.dist.world_size,
+            self.workers,
+        )
+        dataset.set_resume(self.epoch, consumed)
+        if same:
+            self.consumed = consumed
+            self.cursors[:] = cursors[
+                self.dist.rank * self.workers : (self.dist.rank + 1) * self.workers
+            ]
+            dataset.set_resume(self.epoch, consumed, cursors, rotate=self.batch_in_epoch)
+        else:
+            self.consumed = dataset.consumed_positions(
+                self.epoch, int(position["world_size"]), int(position["workers"]), cursors
+            )
+            dataset.set_resume(self.epoch, self.consumed)
+            self.log.message(
+                f"the data position is kept in samples: {int(self.consumed.sum())} of "
+                f"{dataset.num_samples} in epoch {self.epoch} are read already"
+            )
+
+    def _data_position(self) -> dict[str, Any] | None:
+        """Where every loader worker of every rank stands, for the checkpoint (every rank
+        calls this at the same steps: it gathers)."""
+        if not self._positioned:
+            distributed.barrier()
+            return None
+        cursors = np.concatenate(distributed.all_gather_object(self.cursors.copy()))
+        consumed = None
+        if self.consumed is not None:
+            consumed = torch.from_numpy(np.packbits(self.consumed))
+        return {
+            "epoch": self.epoch,
+            "samples": self.samples_in_epoch * self.dist.world_size,
+            "total": int(self.train_samples or 0),
+            "world_size": self.dist.world_size,
+            "workers": self.workers,
+            "cursors": torch.from_numpy(cursors),  # (world x workers, 3)
+            "consumed": consumed,  # packed bits of (total,) bool, or None
+        }
 
     def next_batch(self, batches) -> tuple[dict[str, Any], float]:
         return next(batches)
@@ -277,7 +512,9 @@ class Trainer:
         if self.cfg.optim.get("scheduler") is not None:
             scheduler = build(self.cfg.optim.scheduler)(optimizer)
         self.task.prepare(resuming=self.resume_from is not None)
+        self.position, self.scheduler = None, scheduler
         step, self.epoch, self.batch_in_epoch, self.best = self._restore(optimizer, scheduler)
+        scheduler = self.scheduler
 
         logger = RunLogger(
             self.output_dir,
@@ -295,6 +532,7 @@ class Trainer:
             logger.message(f"resuming from step {step} ({self.output_dir})")
 
         train_set = self.dataset("train", train=True)
+        self._position(train_set)
         loader = self.task.loader(
             train_set,
             tcfg.batch_size,
@@ -382,8 +620,10 @@ class Trainer:
                     elif validate and val_set is None and self.best is None:
                         is_best = True  # no validation: best.pt follows the first checkpoint
                     checkpoint = step % tcfg.ckpt_every == 0 or step == tcfg.max_steps or is_best
-                    if checkpoint and self.dist.is_main:
-                        self.save(step, optimizer, scheduler, is_best)
+                    if validate or step % tcfg.ckpt_every == 0:  # the same steps on every rank
+                        position = self._data_position()
+                        if checkpoint and self.dist.is_main:
+                            self.save(step, optimizer, scheduler, is_best, position)
         finally:
             logger.close()
         distributed.broadcast_buffers(unwrap(self.model))
@@ -456,7 +696,10 @@ class Trainer:
         model.eval()
         return self.task.validate(model, dataset)
 
-    def save(self, step: int, optimizer, scheduler, is_best: bool) -> Path:
+    def save(
+        self, step: int, optimizer, scheduler, is_best: bool, position: dict | None = None
+    ) -> Path:
+        continued = isinstance(scheduler, ContinuedLR)
         payload = {
             "format": FORMAT,
             "version": VERSION,
@@ -467,8 +710,11 @@ class Trainer:
                 "epoch": self.epoch,
                 "batch_in_epoch": self.batch_in_epoch,
                 "world_size": self.dist.world_size,
+                "settings": self.settings,
+                "data": position,
                 "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                "scheduler": None if scheduler is None or continued else scheduler.state_dict(),
+                "continued": scheduler.state_dict() if continued else None,
                 "rng": rng_state(),
                 "best": self.best,
             },

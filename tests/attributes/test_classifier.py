@@ -27,7 +27,12 @@ def shard_run(preprocessed, tmp_path_factory):
     assert first.returncode == 0, first.stderr[-3000:]
     assert "no labels for ethnicity" in first.stderr
     step4 = read_training_checkpoint(out / "checkpoints" / "last.pt")
-    resumed = run_s2f("train", *run_args(preprocessed, out, "attributes", "trainer.max_steps=6"))
+    resumed = run_s2f(
+        "train",
+        *run_args(
+            preprocessed, out, "attributes", "trainer.max_steps=6", "resume_changes=continue"
+        ),
+    )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "resuming from step 4" in resumed.stderr
     return out, step4

@@ -83,7 +83,7 @@ def test_a_damaged_last_checkpoint_is_one_line(preprocessed, decoder_checkpoint,
     last.unlink()  # a link to the step file: replace it, keep the step file as it was
     torch.save(payload, last)
     before = sorted(p.name for p in (out / "checkpoints").iterdir())
-    result = run_s2f("train", *args(4))
+    result = run_s2f("train", *args(4), "resume_changes=continue")
     assert result.returncode == 2, result.stderr[-3000:]
     lines = result.stderr.strip().splitlines()
     assert "Traceback" not in result.stderr

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -49,6 +50,15 @@ def _failure(item: Item, reason: str, detail: str) -> dict[str, Any]:
     return line
 
 
+def shuffled_items(chunk: Chunk) -> list[Item]:
+    """The chunk's items in the order its shard holds them: shuffled with the chunk's name as
+    the seed (the same on every machine and rerun), so that the segments of one video, which
+    a source lists one after another, are spread over the shard."""
+    items = list(chunk.items)
+    random.Random(f"rows:{chunk.name}").shuffle(items)
+    return items
+
+
 def _write_chunk(
     chunk: Chunk,
     processor: SegmentProcessor,
@@ -83,7 +93,7 @@ def _write_chunk(
             pending.clear()
             pending_items.clear()
 
-        for item in chunk.items:
+        for item in shuffled_items(chunk):
             kept = None
             if isinstance(item, BadRow):
                 failures.append(_failure(item, "bad_row", item.detail))

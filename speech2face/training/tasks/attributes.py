@@ -237,7 +237,11 @@ class AttributeTask(Task):
         return images  # (B, 3, S, S) in [0, 1]
 
     def _losses(self, logits: dict[str, Tensor], targets: dict[str, Tensor]):
-        return self.loss(logits, targets, tuple(self.counts))
+        terms = self.loss(logits, targets, tuple(self.counts))
+        idle = [value for name, value in logits.items() if name not in self.counts]
+        if idle:  # heads without labels get a zero gradient, so DDP's reduction completes
+            terms["total"] = terms["total"] + sum(v.float().sum() for v in idle) * 0.0
+        return terms
 
     def _targets(self, batch: dict[str, Any]) -> dict[str, Tensor]:
         from speech2face.models.attribute_classifier import label_targets

@@ -78,11 +78,7 @@ class DecoderTask(Task):
         trainer = self.trainer
         limit = trainer.tcfg.mean_geometry_samples
         dataset = self.dataset("train", train=False, with_image=False, with_landmarks=True)
-        points = []
-        for sample in dataset:
-            points.append(sample["landmarks"])
-            if len(points) >= limit:
-                break
+        points = [sample["landmarks"] for sample in dataset.draw(limit, seed=trainer.tcfg.seed)]
         if not points:
             raise S2FError(f"no training sample in {trainer.cfg.data.root} to average landmarks")
         mean = torch.from_numpy(mean_geometry(torch.stack(points)))

@@ -90,19 +90,19 @@ class VoiceTask(Task):
             )
 
     def prepare(self, resuming: bool) -> None:
-        """The mean training feature: the "mean face" every voice would get from a model that
+        """The mean training feature (of ``trainer.mean_geometry_samples`` drawn at random
+        over the training shards): the "mean face" every voice would get from a model that
         learnt nothing from the voice (validation's baseline, the centre of a centred loss).
         A new voice encoder starts from it: its output bias is set to it."""
         trainer = self.trainer
         limit = trainer.tcfg.mean_geometry_samples
         total, squares, count = None, 0.0, 0
-        for sample in self.dataset("train", train=False):
+        # a random draw over all shards (their first samples would be a few videos' faces)
+        for sample in self.dataset("train", train=False).draw(limit, seed=trainer.tcfg.seed):
             feature = sample["feature"].double()
             total = feature if total is None else total + feature
             squares += float(feature.pow(2).sum())
             count += 1
-            if count >= limit:
-                break
         self.mean_feature = None
         if total is None:
             return
