@@ -32,7 +32,8 @@ WINDOW_DESCRIPTIONS = {
     ),
 }
 PORTRAIT_WINDOW = "6s"  # the S2F portraits and their attributes: the paper's 6 s audio
-IMAGES = ("true_face", "f2f", "s2f")  # the three images per sample the attributes compare
+IMAGES = ("true_face", "f2f", "s2f")
+DETECT_SIZE = 224  # portraits are upsampled to this before dlib's face detector looks  # the three images per sample the attributes compare
 
 
 @dataclass
@@ -64,7 +65,9 @@ class Collected:
         attributes: image name (:data:`IMAGES`) -> the backend's labels per sample
             (empty without a backend).
         landmarks: ``f2f`` / ``s2f`` -> ``(N, 68, 2)`` landmarks on the portraits (empty
-            when not measured).
+            when not measured): dlib's shape predictor fitted in the decoder's fixed face box.
+        detected: ``f2f`` / ``s2f`` -> ``(N,)`` bool, whether dlib's frontal face detector
+            finds a face in each portrait (upsampled to 224 px) (empty when not measured).
         pooled: ``query`` / ``gallery`` -> ``(N, E)`` features for SF2F-style retrieval: the
             S2F portraits and the true faces through the pooling encoder (empty when none).
         gallery: the samples the report shows.
@@ -77,6 +80,7 @@ class Collected:
     predicted: dict[str, Tensor] = field(default_factory=dict)
     attributes: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     landmarks: dict[str, Tensor] = field(default_factory=dict)
+    detected: dict[str, Tensor] = field(default_factory=dict)
     pooled: dict[str, Tensor] = field(default_factory=dict)
     gallery: list[GalleryItem] = field(default_factory=list)
 
@@ -124,6 +128,7 @@ class Collector:
         self.pool_encoder = pool_encoder
         self.gallery_size = int(gallery_size)
         self.portraitist: Any = None  # made when the first gallery item is
+        self.face_detector: Any = None  # dlib's, made when the first portrait is checked
         self.train_samples = int(bundle.audio.get("clip_samples", 6 * SAMPLE_RATE))
 
     def run(self, samples: Iterable[dict[str, Any]], batch_size: int, progress: Any) -> Collected:
@@ -160,6 +165,7 @@ class Collector:
                 crops = pixels.permute(0, 2, 3, 1).numpy()
                 points = np.stack([self.landmarker(crop) for crop in crops])
                 values[f"landmarks/{image}"] = torch.from_numpy(points)
+                values[f"detected/{image}"] = torch.tensor([self._face_found(c) for c in crops])
         if self.pool_encoder is not None:
             values["pooled/query"] = self.pool_encoder(s2f.float().cpu()).float()
             values["pooled/gallery"] = self.pool_encoder(faces.float().div(255)).float()
@@ -186,6 +192,22 @@ class Collector:
                     )
                 )
         return values
+
+    def _face_found(self, crop: np.ndarray) -> bool:
+        """Whether dlib's frontal face detector (HOG) finds a face in an ``(S, S, 3)`` uint8
+        portrait, upsampled to :data:`DETECT_SIZE` px when smaller (its smallest face is
+        about 80 px)."""
+        if self.face_detector is None:
+            import dlib
+
+            self.face_detector = dlib.get_frontal_face_detector()
+        if crop.shape[0] < DETECT_SIZE:
+            from PIL import Image
+
+            crop = np.asarray(
+                Image.fromarray(crop).resize((DETECT_SIZE, DETECT_SIZE), Image.Resampling.BICUBIC)
+            )
+        return len(self.face_detector(np.ascontiguousarray(crop), 0)) > 0
 
     def _infer(self, wav: Tensor) -> tuple[Tensor | None, str]:
         """s2f-infer's portrait of a segment (float32, as ``--precise`` draws it), or

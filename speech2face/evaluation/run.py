@@ -42,7 +42,7 @@ from speech2face.evaluation.tables import (
 from speech2face.weights import sha256_of
 
 SCHEMA = "speech2face.eval"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 METRICS_FILE = "metrics.json"
 REPORT_FILE = "report.html"
 MEDIA_DIR = "media"
@@ -190,6 +190,7 @@ def compute_metrics(
         },
         "settings": _settings(cfg),
         "notes": notes,
+        "intervals": intervals(collected, resamples),
         "windows": {
             name: {"seconds": seconds, "description": WINDOW_DESCRIPTIONS[name]}
             for name, seconds in WINDOWS.items()
@@ -213,10 +214,24 @@ def compute_metrics(
         "attributes": attribute_tables(
             collected, backend, resamples, seed, notes, mean_face_labels(mean_portrait, backend)
         ),
-        "craniofacial": craniofacial_table(collected, seed),
+        "craniofacial": craniofacial_table(collected, seed, int(cfg.permutations)),
         "gallery": [],
         "paper": paper_figures(),
         "plots": {},
+    }
+
+
+def intervals(collected: Collected, resamples: int) -> dict[str, Any]:
+    """How every interval of the evaluated split was drawn (``metrics.json``'s
+    ``intervals``): a percentile bootstrap that resamples speakers, each with all its
+    segments (:mod:`speech2face.metrics.bootstrap`)."""
+    return {
+        "method": "percentile bootstrap",
+        "confidence": 0.95,
+        "resamples": resamples,
+        "unit": "speaker",
+        "speakers": len(set(collected.speakers)),
+        "samples": len(collected),
     }
 
 
@@ -327,7 +342,7 @@ def evaluate(cfg: Any) -> dict[str, Any]:
 
     checkpoint = require_file_name(cfg.checkpoint, "checkpoint", "a voice checkpoint")
     output = Path(require_file_name(cfg.output_dir, "output_dir", "a directory"))
-    for name in ("batch_size", "gallery_size", "bootstrap_resamples", "pool_size"):
+    for name in ("batch_size", "gallery_size", "bootstrap_resamples", "pool_size", "permutations"):
         if int(cfg[name]) < (0 if name == "gallery_size" else 1):
             raise ConfigError(f"{name} must be a positive number, got {cfg[name]}")
     limit = cfg.get("max_samples")

@@ -149,5 +149,8 @@ def _summary_craniofacial(metrics: Mapping[str, Any]) -> str:
     return (
         f"craniofacial mean r {fmt_num(mean('r'))} vs random {fmt_num(mean('random_r'))} "
         f"(paper {fmt_num(mean('paper_r'))}, paper random {fmt_num(section.get('paper_random_r'))}; "
-        f"{section.get('detected', MISSING)}/{section.get('samples', MISSING)} pairs)"
+        f"{section.get('samples', MISSING)} pairs, faces detected in both of "
+        f"{section.get('detected', MISSING)}; beyond their permutation null at p <= 0.05: "
+        f"{sum(1 for m in items if is_number(m.get('p_permutation')) and m['p_permutation'] <= 0.05)}"
+        f"/{len(items)})"
     )

