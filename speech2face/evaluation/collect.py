@@ -22,13 +22,19 @@ from speech2face.training.checkpoint import Bundle
 from speech2face.windows import clip_windows, fixed_window
 
 # name -> window length in seconds (None: the whole segment, windows of the training length)
-WINDOWS: dict[str, float | None] = {"3s": 3.0, "6s": 6.0, "clip": None}
+WINDOWS: dict[str, float | None] = {"3s": 3.0, "6s": 6.0, "clip": None, "infer": None}
 WINDOW_DESCRIPTIONS = {
     "3s": "the first 3 s of each segment (tiled when shorter), as the paper's 3 s rows",
     "6s": "the first 6 s of each segment (tiled when shorter), as the paper's 6 s rows",
     "clip": (
         "the whole segment: windows of the checkpoint's training length with half a "
         "window's hop, their predictions averaged (one tiled window when shorter)"
+    ),
+    "infer": (
+        "the whole segment as s2f-infer and the web page read it (speech2face.inference."
+        "Portraitist, float32 as s2f-infer --precise): silence at the ends trimmed, mostly "
+        "silent windows left out, the rest averaged; a segment it refuses (too little sound) "
+        "takes its clip prediction, with a note"
     ),
 }
 PORTRAIT_WINDOW = "6s"  # the S2F portraits and their attributes: the paper's 6 s audio
@@ -68,8 +74,14 @@ class Collected:
             when not measured): dlib's shape predictor fitted in the decoder's fixed face box.
         detected: ``f2f`` / ``s2f`` -> ``(N,)`` bool, whether dlib's frontal face detector
             finds a face in each portrait (upsampled to 224 px) (empty when not measured).
-        pooled: ``query`` / ``gallery`` -> ``(N, E)`` features for SF2F-style retrieval: the
-            S2F portraits and the true faces through the pooling encoder (empty when none).
+        pooled: ``query`` / ``f2f`` / ``gallery`` -> ``(N, E)`` features for SF2F-style
+            retrieval: the S2F and F2F portraits and the true faces through the pooling
+            encoder (the true faces' stored features when it is the checkpoint's own
+            encoder) (empty when none).
+        judged: ``s2f`` / ``f2f`` / ``true`` -> ``(N, 128)`` the independent judge's
+            embeddings of the portraits and the true faces (empty without a judge).
+        infer_refused: keys of the segments s2f-infer refuses (their ``infer`` prediction
+            is their ``clip`` one).
         gallery: the samples the report shows.
     """
 
@@ -81,6 +93,8 @@ class Collected:
     attributes: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     landmarks: dict[str, Tensor] = field(default_factory=dict)
     detected: dict[str, Tensor] = field(default_factory=dict)
+    judged: dict[str, Tensor] = field(default_factory=dict)
+    infer_refused: list[str] = field(default_factory=list)
     pooled: dict[str, Tensor] = field(default_factory=dict)
     gallery: list[GalleryItem] = field(default_factory=list)
 
@@ -110,6 +124,10 @@ class Collector:
             ``None`` to skip the craniofacial measurements.
         pool_encoder: a face encoder for the pooled retrieval's features, or ``None``.
         gallery_size: samples of distinct speakers kept for the report.
+        judge: an independent face judge (:class:`speech2face.faces.judge.SFaceJudge`), or
+            ``None``.
+        reuse_stored: the pooling encoder is the checkpoint's own, whose features of the
+            true faces the shards store: use those instead of encoding the faces again.
     """
 
     def __init__(
@@ -120,6 +138,8 @@ class Collector:
         landmarker: Any = None,
         pool_encoder: Any = None,
         gallery_size: int = 8,
+        judge: Any = None,
+        reuse_stored: bool = False,
     ) -> None:
         self.bundle = bundle
         self.device = device
@@ -127,6 +147,9 @@ class Collector:
         self.landmarker = landmarker
         self.pool_encoder = pool_encoder
         self.gallery_size = int(gallery_size)
+        self.judge = judge
+        self.refused: list[str] = []  # keys of segments s2f-infer refuses
+        self.reuse_stored = bool(reuse_stored)
         self.portraitist: Any = None  # made when the first gallery item is
         self.face_detector: Any = None  # dlib's, made when the first portrait is checked
         self.train_samples = int(bundle.audio.get("clip_samples", 6 * SAMPLE_RATE))
@@ -141,6 +164,7 @@ class Collector:
         if not out.keys:
             return out
         out.true = torch.cat(parts.pop("true"))
+        out.infer_refused = list(self.refused)
         for name, values in parts.items():
             group, _, item = name.partition("/")
             getattr(out, group)[item] = torch.cat(values)
@@ -167,8 +191,18 @@ class Collector:
                 values[f"landmarks/{image}"] = torch.from_numpy(points)
                 values[f"detected/{image}"] = torch.tensor([self._face_found(c) for c in crops])
         if self.pool_encoder is not None:
-            values["pooled/query"] = self.pool_encoder(s2f.float().cpu()).float()
-            values["pooled/gallery"] = self.pool_encoder(faces.float().div(255)).float()
+            both = self.pool_encoder(torch.cat([s2f, f2f]).float().cpu()).float()
+            values["pooled/query"], values["pooled/f2f"] = both.split(len(batch))
+            values["pooled/gallery"] = (
+                true.float().cpu()
+                if self.reuse_stored
+                else self.pool_encoder(faces.float().div(255)).float()
+            )
+        if self.judge is not None:
+            portraits = torch.cat([s2f8, f2f8]).numpy()
+            judged = torch.from_numpy(self.judge.embed_aligned(portraits))
+            values["judged/s2f"], values["judged/f2f"] = judged.split(len(batch))
+            values["judged/true"] = torch.from_numpy(self.judge.embed_aligned(faces.numpy()))
         seen = {item.speaker for item in out.gallery}
         for i, sample in enumerate(batch):
             labels = dict(sample["meta"].get("labels") or {})
@@ -249,4 +283,29 @@ class Collector:
             for i, done in enumerate(reuse)
         ]
         raw["clip"] = torch.stack(clip)
+        raw["infer"] = self._infer_raw(batch, raw["clip"])
         return {name: bundle.place(value) for name, value in raw.items()}
+
+    def _infer_raw(self, batch: list[dict[str, Any]], clip: Tensor) -> Tensor:
+        """``(B, D)`` the averaged raw outputs s2f-infer computes for each segment
+        (:meth:`~speech2face.inference.Portraitist.windows`, then the encoder on the kept
+        windows of the whole batch at once); a refused segment takes its ``clip`` row and
+        its key joins :attr:`Collected.infer_refused` (through :attr:`refused`)."""
+        from speech2face.inference import InferenceError, Portraitist
+
+        if self.portraitist is None:
+            self.portraitist = Portraitist(self.bundle, self.device, fast=False)
+        groups: list[Tensor | None] = []
+        for sample in batch:
+            try:
+                groups.append(self.portraitist.windows(sample["wav"]).clips)
+            except InferenceError:
+                groups.append(None)
+                self.refused.append(str(sample.get("key", "")))
+        kept = [g for g in groups if g is not None]
+        if not kept:
+            return clip.clone()
+        outputs = iter(self.portraitist.raw_outputs(torch.cat(kept)).split([len(g) for g in kept]))
+        return torch.stack(
+            [clip[i] if g is None else next(outputs).mean(0) for i, g in enumerate(groups)]
+        )

@@ -356,6 +356,8 @@ def _retrieval(metrics: Mapping[str, Any], plots: Mapping[str, str]) -> Context:
             for window in ordered((r.get("window") for r in rows), WINDOW_ORDER)
         ]
         context["plot"] = _plot(plots, "recall_at_k", "recall at K per window")
+    context["speakers"] = _speaker_retrieval(metrics)
+    context["judge"] = _judge(metrics)
     pooled, reason = get_section(metrics, "pooled_retrieval")
     if pooled is None:
         context["pooled"] = {"skipped": reason}
@@ -365,12 +367,79 @@ def _retrieval(metrics: Mapping[str, Any], plots: Mapping[str, str]) -> Context:
     context["pooled"] = {
         **{k: pooled.get(k) for k in ("pool_size", "num_pools", "window", "features")},
         "features_note": pooled.get("features_note") or None,
+        "self_judged": pooled.get("features")
+        == _mapping(metrics.get("checkpoint")).get("face_encoder"),
         "tables": [
             _retrieval_table({}, rows, ks, window)
             for window in ordered((r.get("window") for r in rows), WINDOW_ORDER)
         ],
     }
     return context
+
+
+def _speaker_retrieval(metrics: Mapping[str, Any]) -> Context:
+    """The per-speaker rows: predictions averaged over each speaker's segments."""
+    section, reason = get_section(metrics, "speaker_retrieval")
+    if section is None:
+        return {"skipped": reason}
+    rows = section_rows(section)
+    ks = section_ks(section, rows)
+    spread = _mapping(section.get("segments_per_speaker"))
+    return {
+        "speakers": section.get("speakers"),
+        "segments": section.get("segments"),
+        "per_speaker": f"{as_text(spread.get('min'))} to {as_text(spread.get('max'))}",
+        "windows": [
+            (window, _retrieval_table({}, rows, ks, window))
+            for window in ordered((r.get("window") for r in rows), WINDOW_ORDER)
+        ],
+    }
+
+
+def _judge(metrics: Mapping[str, Any]) -> Context:
+    """The independent judge's figures beside the training encoder's."""
+    section, reason = get_section(metrics, "judge")
+    if section is None:
+        return {"skipped": reason}
+    rows = section_rows(section)
+    ks = section_ks(section, rows)
+    nearest = {
+        (r.get("judge"), r.get("predictor")): r.get("own_face_nearest")
+        for r in section.get("nearest") or []
+        if isinstance(r, Mapping)
+    }
+    body = []
+    for row in rows:
+        judge, predictor = row.get("judge"), row.get("predictor")
+        key = ("chance", "chance") if predictor == "chance" else (judge, predictor)
+        body.append(
+            [
+                as_text(judge),
+                PREDICTOR_NAMES.get(predictor, as_text(predictor)),
+                *(fmt_figure(k_get(row.get("recall"), k)) for k in ks),
+                fmt_figure(nearest.get(key)),
+            ]
+        )
+    header = ("judge", "portrait", *(f"R@{k} (%)" for k in ks), "own face nearest (%)")
+    judge, training = section.get("judge"), section.get("training_encoder")
+    if section.get("same_as_training"):
+        warning = (
+            f"the judge ({as_text(judge)}) is the encoder the decoder was trained against: "
+            "these figures measure how well the portraits please it"
+        )
+    else:
+        warning = None
+    return {
+        "judge": judge,
+        "description": section.get("description"),
+        "training_encoder": training,
+        "training_rows": bool(section.get("training_rows")),
+        "pool_size": section.get("pool_size"),
+        "num_pools": section.get("num_pools"),
+        "window": section.get("window"),
+        "warning": warning,
+        "table": _table(header, body, text_cols=2),
+    }
 
 
 def _confusion(table: Mapping[str, Any], ref: Any, cmp_: Any) -> Context:
