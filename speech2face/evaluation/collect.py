@@ -74,8 +74,8 @@ class Collected:
             when not measured): dlib's shape predictor fitted in the decoder's fixed face box.
         detected: ``f2f`` / ``s2f`` -> ``(N,)`` bool, whether dlib's frontal face detector
             finds a face in each portrait (upsampled to 224 px) (empty when not measured).
-        pooled: ``query`` / ``f2f`` / ``gallery`` -> ``(N, E)`` features for SF2F-style
-            retrieval: the S2F and F2F portraits and the true faces through the pooling
+        pooled: ``query`` / ``gallery`` -> ``(N, E)`` features for SF2F-style retrieval:
+            the S2F portraits and the true faces through the pooling
             encoder (the true faces' stored features when it is the checkpoint's own
             encoder) (empty when none).
         judged: ``s2f`` / ``f2f`` / ``true`` -> ``(N, 128)`` the independent judge's
@@ -191,8 +191,7 @@ class Collector:
                 values[f"landmarks/{image}"] = torch.from_numpy(points)
                 values[f"detected/{image}"] = torch.tensor([self._face_found(c) for c in crops])
         if self.pool_encoder is not None:
-            both = self.pool_encoder(torch.cat([s2f, f2f]).float().cpu()).float()
-            values["pooled/query"], values["pooled/f2f"] = both.split(len(batch))
+            values["pooled/query"] = self.pool_encoder(s2f.float().cpu()).float()
             values["pooled/gallery"] = (
                 true.float().cpu()
                 if self.reuse_stored
@@ -211,7 +210,7 @@ class Collector:
             out.labels.append(labels)
             if len(out.gallery) < self.gallery_size and sample["speaker"] not in seen:
                 seen.add(sample["speaker"])
-                infer, note = self._infer(sample["wav"])
+                infer, note = self._infer(sample, values["predicted/infer"][i])
                 out.gallery.append(
                     GalleryItem(
                         key=str(sample["key"]),
@@ -243,17 +242,19 @@ class Collector:
             )
         return len(self.face_detector(np.ascontiguousarray(crop), 0)) > 0
 
-    def _infer(self, wav: Tensor) -> tuple[Tensor | None, str]:
-        """s2f-infer's portrait of a segment (float32, as ``--precise`` draws it), or
-        ``None`` and the reason it was refused."""
-        from speech2face.inference import InferenceError, Portraitist
+    def _infer(self, sample: dict[str, Any], feature: Tensor) -> tuple[Tensor | None, str]:
+        """s2f-infer's portrait of a segment (float32, as ``--precise`` draws it) from its
+        ``(D,)`` infer-window feature, or ``None`` and the reason s2f-infer refuses it."""
+        from speech2face.images import to_uint8
+        from speech2face.inference import InferenceError
 
-        if self.portraitist is None:
-            self.portraitist = Portraitist(self.bundle, self.device, fast=False)
-        try:
-            return self.portraitist.predict((wav, SAMPLE_RATE)).portrait, ""
-        except InferenceError as error:
-            return None, str(error).removeprefix("<waveform>: ")
+        if str(sample["key"]) in self.refused:
+            try:
+                self.portraitist.windows(sample["wav"])
+            except InferenceError as error:
+                return None, str(error).removeprefix("<waveform>: ")
+        portrait = self.bundle.portrait(feature[None].to(self.device))  # (1, 3, S, S)
+        return to_uint8(portrait)[0].cpu(), ""
 
     def _predict(self, batch: list[dict[str, Any]]) -> dict[str, Tensor]:
         """``{window: (B, D)}`` predicted features: one window per sample for a fixed length,
@@ -295,13 +296,17 @@ class Collector:
 
         if self.portraitist is None:
             self.portraitist = Portraitist(self.bundle, self.device, fast=False)
-        groups: list[Tensor | None] = []
+        groups: list[Tensor | None] = []  # None: the clip row stands (refused, or the same)
         for sample in batch:
             try:
-                groups.append(self.portraitist.windows(sample["wav"]).clips)
+                clips = self.portraitist.windows(sample["wav"]).clips
             except InferenceError:
                 groups.append(None)
                 self.refused.append(str(sample.get("key", "")))
+                continue
+            # Nothing trimmed and no window left out: the clip window's windows exactly.
+            same = clip_windows(sample["wav"], self.train_samples)
+            groups.append(None if torch.equal(clips, same) else clips)
         kept = [g for g in groups if g is not None]
         if not kept:
             return clip.clone()

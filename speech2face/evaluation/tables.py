@@ -251,14 +251,13 @@ def judge_table(
     if training_rows:
         judges[training_encoder] = {
             "s2f": collected.pooled["query"],
-            "f2f": collected.pooled["f2f"],
             "true": collected.pooled["gallery"],
         }
     targets = torch.arange(len(collected))
     labels = np.asarray(collected.speakers)
     rows, nearest_rows = [], []
     for name, features in judges.items():
-        predictors = {"s2f": features["s2f"], "f2f": features["f2f"]}
+        predictors = {key: features[key] for key in ("s2f", "f2f") if key in features}
         if name == judge.name and mean_query is not None:
             predictors["mean_face"] = mean_query.reshape(1, -1).expand_as(features["s2f"])
         for predictor, queries in predictors.items():
