@@ -97,10 +97,11 @@ class SFaceJudge:
     dim = 128
 
     def __init__(self, batch_size: int = 32) -> None:
+        path = judge_model_path("sface")  # first: its error names the package to install
         import cv2
 
         self._cv2 = cv2
-        self._net = cv2.dnn.readNetFromONNX(str(judge_model_path("sface")))
+        self._net = cv2.dnn.readNetFromONNX(str(path))
         self._detector = None
         self.batch_size = int(batch_size)
 
