@@ -7,8 +7,13 @@ and the craniofacial landmarks, by :func:`speech2face.evaluation.evaluate`.
 
 Reference, timed in the same run on one batch of the same samples: the bundle alone going
 from a 6 s spectrogram to a portrait (``bundle(spec)``), the least an evaluation does per
-sample. The stage lines split one batch of the evaluation's own work the same way
-:class:`~speech2face.evaluation.collect.Collector` does it.
+sample. Two rates are set against it: the whole ``s2f-eval`` (loading, the per-sample pass,
+the 27 real voices, bootstrap, permutations, plots and report: fixed costs that a 12-sample
+split does not spread) and its per-sample pass alone (the
+:class:`~speech2face.evaluation.collect.Collector` over the samples with every component
+loaded: four audio windows, two portraits, attributes of three images, landmarks and face
+detection on two portraits, the pooling encoder on the S2F portrait, the independent judge
+on three images). The stage lines split one batch of that pass the same way.
 """
 
 from __future__ import annotations
@@ -32,32 +37,73 @@ BATCH = 12
 REPEATS = 3
 
 
-def _stage_times(bundle, samples: list[dict]) -> dict[str, float]:
-    """Seconds per sample of each stage of the evaluation, on ``samples``."""
+def _components(bundle):
+    """The evaluation's per-sample components as ``s2f-eval`` builds them by default."""
     from speech2face.attributes.age_and_gender import AgeAndGenderBackend
-    from speech2face.evaluation.collect import Collector, to_uint8
+    from speech2face.faces.judge import SFaceJudge
     from speech2face.faces.landmarks import Landmarker
     from speech2face.models import build_face_encoder
 
-    device = torch.device("cpu")
-    collector = Collector(bundle, device)
-    backend, landmarker, encoder = AgeAndGenderBackend(), Landmarker(), build_face_encoder("dlib")
+    encoder = build_face_encoder("dlib").eval()
+    return AgeAndGenderBackend(), Landmarker(), encoder, SFaceJudge()
+
+
+def _collector(bundle, components, gallery_size: int = 0):
+    from speech2face.evaluation.collect import Collector
+
+    backend, landmarker, encoder, judge = components
+    return Collector(
+        bundle,
+        torch.device("cpu"),
+        backend,
+        landmarker,
+        encoder,
+        gallery_size,
+        judge=judge,
+        reuse_stored=True,
+    )
+
+
+def _stage_times(bundle, samples: list[dict], components) -> dict[str, float]:
+    """Seconds per sample of each stage of the evaluation's per-sample pass, on ``samples``."""
+    from speech2face.evaluation.collect import to_uint8
+
+    backend, landmarker, encoder, judge = components
+    collector = _collector(bundle, components)
     true = torch.stack([s["feature"] for s in samples])
     portraits = bundle.portrait(true)
     pixels = to_uint8(portraits)
+    faces = torch.stack([s["image"] for s in samples]).numpy()
+    crops = pixels.permute(0, 2, 3, 1).numpy()
     stages = {
-        "voice, 3 windows": lambda: collector._predict(samples),
+        "voice, 4 windows": lambda: collector._predict(samples),
         "two portraits": lambda: (bundle.portrait(true), bundle.portrait(true)),
         "attributes, 3 images": lambda: [backend.predict(pixels) for _ in range(3)],
-        "landmarks, 2 portraits": lambda: [
-            landmarker(crop) for crop in pixels.permute(0, 2, 3, 1).numpy() for _ in range(2)
+        "landmarks, 2 portraits": lambda: [landmarker(c) for c in crops for _ in range(2)],
+        "face detector, 2 portraits": lambda: [
+            collector._face_found(c) for c in crops for _ in range(2)
         ],
-        "dlib features, 2 images (SF2F pools)": lambda: (
-            encoder(portraits),
-            encoder(portraits),
+        "dlib features, S2F portrait (SF2F pools)": lambda: encoder(portraits),
+        "independent judge, 3 images": lambda: (
+            judge.embed_aligned(pixels.numpy()),
+            judge.embed_aligned(pixels.numpy()),
+            judge.embed_aligned(faces),
         ),
     }
     return {name: best_time(fn, REPEATS) / len(samples) for name, fn in stages.items()}
+
+
+def _per_sample_pass(bundle, samples: list[dict], components) -> float:
+    """Seconds per sample of the Collector's pass over ``samples`` (components loaded)."""
+
+    class Quiet:
+        def update(self, n: int) -> None:
+            pass
+
+    def run() -> None:
+        _collector(bundle, components).run(iter(samples), 16, Quiet())
+
+    return best_time(run, REPEATS) / len(samples)
 
 
 def bench_cpu() -> None:
@@ -105,7 +151,13 @@ def bench_cpu() -> None:
         )
         print(f"reference, voice -> portrait alone: {1 / reference:.2f} samples/s")
         print(f"ratio s2f-eval / reference: {rate * reference:.3f}")
-        stages = _stage_times(bundle, samples)
+        components = _components(bundle)
+        per_sample = _per_sample_pass(bundle, samples, components)
+        print(
+            f"s2f-eval's per-sample pass (components loaded): {1 / per_sample:.2f} samples/s, "
+            f"ratio to the reference {reference / per_sample:.3f}"
+        )
+        stages = _stage_times(bundle, samples, components)
         total = sum(stages.values())
         for name, value in stages.items():
             print(f"  {name:<40} {value * 1000:8.1f} ms/sample ({value / total:5.1%})")

@@ -22,7 +22,7 @@ from speech2face.training.checkpoint import Bundle
 from speech2face.windows import clip_windows, fixed_window
 
 # name -> window length in seconds (None: the whole segment, windows of the training length)
-WINDOWS: dict[str, float | None] = {"3s": 3.0, "6s": 6.0, "clip": None}
+WINDOWS: dict[str, float | None] = {"3s": 3.0, "6s": 6.0, "clip": None, "infer": None}
 WINDOW_DESCRIPTIONS = {
     "3s": "the first 3 s of each segment (tiled when shorter), as the paper's 3 s rows",
     "6s": "the first 6 s of each segment (tiled when shorter), as the paper's 6 s rows",
@@ -30,9 +30,16 @@ WINDOW_DESCRIPTIONS = {
         "the whole segment: windows of the checkpoint's training length with half a "
         "window's hop, their predictions averaged (one tiled window when shorter)"
     ),
+    "infer": (
+        "the whole segment as s2f-infer and the web page read it (speech2face.inference."
+        "Portraitist, float32 as s2f-infer --precise): silence at the ends trimmed, mostly "
+        "silent windows left out, the rest averaged; a segment it refuses (too little sound) "
+        "takes its clip prediction, with a note"
+    ),
 }
 PORTRAIT_WINDOW = "6s"  # the S2F portraits and their attributes: the paper's 6 s audio
-IMAGES = ("true_face", "f2f", "s2f")  # the three images per sample the attributes compare
+IMAGES = ("true_face", "f2f", "s2f")
+DETECT_SIZE = 224  # portraits are upsampled to this before dlib's face detector looks  # the three images per sample the attributes compare
 
 
 @dataclass
@@ -64,9 +71,17 @@ class Collected:
         attributes: image name (:data:`IMAGES`) -> the backend's labels per sample
             (empty without a backend).
         landmarks: ``f2f`` / ``s2f`` -> ``(N, 68, 2)`` landmarks on the portraits (empty
-            when not measured).
-        pooled: ``query`` / ``gallery`` -> ``(N, E)`` features for SF2F-style retrieval: the
-            S2F portraits and the true faces through the pooling encoder (empty when none).
+            when not measured): dlib's shape predictor fitted in the decoder's fixed face box.
+        detected: ``f2f`` / ``s2f`` -> ``(N,)`` bool, whether dlib's frontal face detector
+            finds a face in each portrait (upsampled to 224 px) (empty when not measured).
+        pooled: ``query`` / ``gallery`` -> ``(N, E)`` features for SF2F-style retrieval:
+            the S2F portraits and the true faces through the pooling
+            encoder (the true faces' stored features when it is the checkpoint's own
+            encoder) (empty when none).
+        judged: ``s2f`` / ``f2f`` / ``true`` -> ``(N, 128)`` the independent judge's
+            embeddings of the portraits and the true faces (empty without a judge).
+        infer_refused: keys of the segments s2f-infer refuses (their ``infer`` prediction
+            is their ``clip`` one).
         gallery: the samples the report shows.
     """
 
@@ -77,6 +92,9 @@ class Collected:
     predicted: dict[str, Tensor] = field(default_factory=dict)
     attributes: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     landmarks: dict[str, Tensor] = field(default_factory=dict)
+    detected: dict[str, Tensor] = field(default_factory=dict)
+    judged: dict[str, Tensor] = field(default_factory=dict)
+    infer_refused: list[str] = field(default_factory=list)
     pooled: dict[str, Tensor] = field(default_factory=dict)
     gallery: list[GalleryItem] = field(default_factory=list)
 
@@ -106,6 +124,10 @@ class Collector:
             ``None`` to skip the craniofacial measurements.
         pool_encoder: a face encoder for the pooled retrieval's features, or ``None``.
         gallery_size: samples of distinct speakers kept for the report.
+        judge: an independent face judge (:class:`speech2face.faces.judge.SFaceJudge`), or
+            ``None``.
+        reuse_stored: the pooling encoder is the checkpoint's own, whose features of the
+            true faces the shards store: use those instead of encoding the faces again.
     """
 
     def __init__(
@@ -116,6 +138,8 @@ class Collector:
         landmarker: Any = None,
         pool_encoder: Any = None,
         gallery_size: int = 8,
+        judge: Any = None,
+        reuse_stored: bool = False,
     ) -> None:
         self.bundle = bundle
         self.device = device
@@ -123,7 +147,11 @@ class Collector:
         self.landmarker = landmarker
         self.pool_encoder = pool_encoder
         self.gallery_size = int(gallery_size)
+        self.judge = judge
+        self.refused: list[str] = []  # keys of segments s2f-infer refuses
+        self.reuse_stored = bool(reuse_stored)
         self.portraitist: Any = None  # made when the first gallery item is
+        self.face_detector: Any = None  # dlib's, made when the first portrait is checked
         self.train_samples = int(bundle.audio.get("clip_samples", 6 * SAMPLE_RATE))
 
     def run(self, samples: Iterable[dict[str, Any]], batch_size: int, progress: Any) -> Collected:
@@ -136,6 +164,7 @@ class Collector:
         if not out.keys:
             return out
         out.true = torch.cat(parts.pop("true"))
+        out.infer_refused = list(self.refused)
         for name, values in parts.items():
             group, _, item = name.partition("/")
             getattr(out, group)[item] = torch.cat(values)
@@ -160,9 +189,19 @@ class Collector:
                 crops = pixels.permute(0, 2, 3, 1).numpy()
                 points = np.stack([self.landmarker(crop) for crop in crops])
                 values[f"landmarks/{image}"] = torch.from_numpy(points)
+                values[f"detected/{image}"] = torch.tensor([self._face_found(c) for c in crops])
         if self.pool_encoder is not None:
             values["pooled/query"] = self.pool_encoder(s2f.float().cpu()).float()
-            values["pooled/gallery"] = self.pool_encoder(faces.float().div(255)).float()
+            values["pooled/gallery"] = (
+                true.float().cpu()
+                if self.reuse_stored
+                else self.pool_encoder(faces.float().div(255)).float()
+            )
+        if self.judge is not None:
+            portraits = torch.cat([s2f8, f2f8]).numpy()
+            judged = torch.from_numpy(self.judge.embed_aligned(portraits))
+            values["judged/s2f"], values["judged/f2f"] = judged.split(len(batch))
+            values["judged/true"] = torch.from_numpy(self.judge.embed_aligned(faces.numpy()))
         seen = {item.speaker for item in out.gallery}
         for i, sample in enumerate(batch):
             labels = dict(sample["meta"].get("labels") or {})
@@ -171,7 +210,7 @@ class Collector:
             out.labels.append(labels)
             if len(out.gallery) < self.gallery_size and sample["speaker"] not in seen:
                 seen.add(sample["speaker"])
-                infer, note = self._infer(sample["wav"])
+                infer, note = self._infer(sample, values["predicted/infer"][i])
                 out.gallery.append(
                     GalleryItem(
                         key=str(sample["key"]),
@@ -187,17 +226,35 @@ class Collector:
                 )
         return values
 
-    def _infer(self, wav: Tensor) -> tuple[Tensor | None, str]:
-        """s2f-infer's portrait of a segment (float32, as ``--precise`` draws it), or
-        ``None`` and the reason it was refused."""
-        from speech2face.inference import InferenceError, Portraitist
+    def _face_found(self, crop: np.ndarray) -> bool:
+        """Whether dlib's frontal face detector (HOG) finds a face in an ``(S, S, 3)`` uint8
+        portrait, upsampled to :data:`DETECT_SIZE` px when smaller (its smallest face is
+        about 80 px)."""
+        if self.face_detector is None:
+            import dlib
 
-        if self.portraitist is None:
-            self.portraitist = Portraitist(self.bundle, self.device, fast=False)
-        try:
-            return self.portraitist.predict((wav, SAMPLE_RATE)).portrait, ""
-        except InferenceError as error:
-            return None, str(error).removeprefix("<waveform>: ")
+            self.face_detector = dlib.get_frontal_face_detector()
+        if crop.shape[0] < DETECT_SIZE:
+            from PIL import Image
+
+            crop = np.asarray(
+                Image.fromarray(crop).resize((DETECT_SIZE, DETECT_SIZE), Image.Resampling.BICUBIC)
+            )
+        return len(self.face_detector(np.ascontiguousarray(crop), 0)) > 0
+
+    def _infer(self, sample: dict[str, Any], feature: Tensor) -> tuple[Tensor | None, str]:
+        """s2f-infer's portrait of a segment (float32, as ``--precise`` draws it) from its
+        ``(D,)`` infer-window feature, or ``None`` and the reason s2f-infer refuses it."""
+        from speech2face.images import to_uint8
+        from speech2face.inference import InferenceError
+
+        if str(sample["key"]) in self.refused:
+            try:
+                self.portraitist.windows(sample["wav"])
+            except InferenceError as error:
+                return None, str(error).removeprefix("<waveform>: ")
+        portrait = self.bundle.portrait(feature[None].to(self.device))  # (1, 3, S, S)
+        return to_uint8(portrait)[0].cpu(), ""
 
     def _predict(self, batch: list[dict[str, Any]]) -> dict[str, Tensor]:
         """``{window: (B, D)}`` predicted features: one window per sample for a fixed length,
@@ -227,4 +284,33 @@ class Collector:
             for i, done in enumerate(reuse)
         ]
         raw["clip"] = torch.stack(clip)
+        raw["infer"] = self._infer_raw(batch, raw["clip"])
         return {name: bundle.place(value) for name, value in raw.items()}
+
+    def _infer_raw(self, batch: list[dict[str, Any]], clip: Tensor) -> Tensor:
+        """``(B, D)`` the averaged raw outputs s2f-infer computes for each segment
+        (:meth:`~speech2face.inference.Portraitist.windows`, then the encoder on the kept
+        windows of the whole batch at once); a refused segment takes its ``clip`` row and
+        its key joins :attr:`Collected.infer_refused` (through :attr:`refused`)."""
+        from speech2face.inference import InferenceError, Portraitist
+
+        if self.portraitist is None:
+            self.portraitist = Portraitist(self.bundle, self.device, fast=False)
+        groups: list[Tensor | None] = []  # None: the clip row stands (refused, or the same)
+        for sample in batch:
+            try:
+                clips = self.portraitist.windows(sample["wav"]).clips
+            except InferenceError:
+                groups.append(None)
+                self.refused.append(str(sample.get("key", "")))
+                continue
+            # Nothing trimmed and no window left out: the clip window's windows exactly.
+            same = clip_windows(sample["wav"], self.train_samples)
+            groups.append(None if torch.equal(clips, same) else clips)
+        kept = [g for g in groups if g is not None]
+        if not kept:
+            return clip.clone()
+        outputs = iter(self.portraitist.raw_outputs(torch.cat(kept)).split([len(g) for g in kept]))
+        return torch.stack(
+            [clip[i] if g is None else next(outputs).mean(0) for i, g in enumerate(groups)]
+        )

@@ -18,11 +18,22 @@ MISSING = "\u2013"  # en dash for a figure that does not exist (None, NaN, absen
 PERCENT = 100.0  # recalls and shares are fractions in [0, 1]; tables show percent
 P_VALUE_FLOOR = 1e-3  # smaller p-values are shown in scientific notation
 
-WINDOW_ORDER = ("3s", "6s", "clip")
+WINDOW_ORDER = ("3s", "6s", "clip", "infer")
 METRIC_ORDER = ("cosine", "l2", "l1")
-WINDOW_NAMES = {"3s": "3 s window", "6s": "6 s window", "clip": "whole clip"}
+WINDOW_NAMES = {
+    "3s": "3 s window",
+    "6s": "6 s window",
+    "clip": "whole clip",
+    "infer": "as s2f-infer reads it",
+}
 PREDICTOR_ORDER = ("model", "mean_face", "chance")
-PREDICTOR_NAMES = {"model": "model", "mean_face": "mean face", "chance": "chance"}
+PREDICTOR_NAMES = {
+    "model": "model",
+    "s2f": "S2F portrait",
+    "f2f": "F2F portrait",
+    "mean_face": "mean face",
+    "chance": "chance",
+}
 LABELLING_NAMES = {
     "true_face": "true face",
     "dataset": "dataset labels",

@@ -1,6 +1,6 @@
 """The evaluation's report: plots and a self-contained ``report.html`` from ``metrics.json``.
 
-:func:`write_report` reads the metrics dict of ``s2f-eval`` (schema version 1, documented in
+:func:`write_report` reads the metrics dict of ``s2f-eval`` (schema version 2, documented in
 ``docs/evaluation.md``) and writes, under the run's output directory::
 
     media/plots/recall_at_k.png          recall@K per window: model, mean face, chance, paper
@@ -61,7 +61,7 @@ from speech2face.evaluation.summary import summary_table
 
 __all__ = ["SCHEMA_VERSION", "render_html", "summary_table", "write_report"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 REPORT_NAME = "report.html"
 GALLERY_IMAGE_PX = 128  # displayed width and height of each gallery portrait
 SHA_SHORT = 12  # hex digits of the checkpoint's sha256 shown
@@ -356,6 +356,8 @@ def _retrieval(metrics: Mapping[str, Any], plots: Mapping[str, str]) -> Context:
             for window in ordered((r.get("window") for r in rows), WINDOW_ORDER)
         ]
         context["plot"] = _plot(plots, "recall_at_k", "recall at K per window")
+    context["speakers"] = _speaker_retrieval(metrics)
+    context["judge"] = _judge(metrics)
     pooled, reason = get_section(metrics, "pooled_retrieval")
     if pooled is None:
         context["pooled"] = {"skipped": reason}
@@ -365,12 +367,79 @@ def _retrieval(metrics: Mapping[str, Any], plots: Mapping[str, str]) -> Context:
     context["pooled"] = {
         **{k: pooled.get(k) for k in ("pool_size", "num_pools", "window", "features")},
         "features_note": pooled.get("features_note") or None,
+        "self_judged": pooled.get("features")
+        == _mapping(metrics.get("checkpoint")).get("face_encoder"),
         "tables": [
             _retrieval_table({}, rows, ks, window)
             for window in ordered((r.get("window") for r in rows), WINDOW_ORDER)
         ],
     }
     return context
+
+
+def _speaker_retrieval(metrics: Mapping[str, Any]) -> Context:
+    """The per-speaker rows: predictions averaged over each speaker's segments."""
+    section, reason = get_section(metrics, "speaker_retrieval")
+    if section is None:
+        return {"skipped": reason}
+    rows = section_rows(section)
+    ks = section_ks(section, rows)
+    spread = _mapping(section.get("segments_per_speaker"))
+    return {
+        "speakers": section.get("speakers"),
+        "segments": section.get("segments"),
+        "per_speaker": f"{as_text(spread.get('min'))} to {as_text(spread.get('max'))}",
+        "windows": [
+            (window, _retrieval_table({}, rows, ks, window))
+            for window in ordered((r.get("window") for r in rows), WINDOW_ORDER)
+        ],
+    }
+
+
+def _judge(metrics: Mapping[str, Any]) -> Context:
+    """The independent judge's figures beside the training encoder's."""
+    section, reason = get_section(metrics, "judge")
+    if section is None:
+        return {"skipped": reason}
+    rows = section_rows(section)
+    ks = section_ks(section, rows)
+    nearest = {
+        (r.get("judge"), r.get("predictor")): r.get("own_face_nearest")
+        for r in section.get("nearest") or []
+        if isinstance(r, Mapping)
+    }
+    body = []
+    for row in rows:
+        judge, predictor = row.get("judge"), row.get("predictor")
+        key = ("chance", "chance") if predictor == "chance" else (judge, predictor)
+        body.append(
+            [
+                as_text(judge),
+                PREDICTOR_NAMES.get(predictor, as_text(predictor)),
+                *(fmt_figure(k_get(row.get("recall"), k)) for k in ks),
+                fmt_figure(nearest.get(key)),
+            ]
+        )
+    header = ("judge", "portrait", *(f"R@{k} (%)" for k in ks), "own face nearest (%)")
+    judge, training = section.get("judge"), section.get("training_encoder")
+    if section.get("same_as_training"):
+        warning = (
+            f"the judge ({as_text(judge)}) is the encoder the decoder was trained against: "
+            "these figures measure how well the portraits please it"
+        )
+    else:
+        warning = None
+    return {
+        "judge": judge,
+        "description": section.get("description"),
+        "training_encoder": training,
+        "training_rows": bool(section.get("training_rows")),
+        "pool_size": section.get("pool_size"),
+        "num_pools": section.get("num_pools"),
+        "window": section.get("window"),
+        "warning": warning,
+        "table": _table(header, body, text_cols=2),
+    }
 
 
 def _confusion(table: Mapping[str, Any], ref: Any, cmp_: Any) -> Context:
@@ -474,17 +543,21 @@ def _craniofacial(metrics: Mapping[str, Any], plots: Mapping[str, str]) -> Conte
             m.get("name"),
             fmt_num(m.get("r")),
             fmt_p(m.get("p")),
+            fmt_p(m.get("p_permutation")),
+            fmt_num(m.get("null_r95")),
             fmt_num(m.get("random_r")),
             fmt_num(m.get("paper_r")),
         )
         for m in (items if isinstance(items, list) else [])
         if isinstance(m, Mapping)
     ]
+    header = ("measurement", "r", "p (t)", "p (permutation)", "|r| 95 % null", "random r")
     return {
         "detected": section.get("detected"),
         "samples": section.get("samples"),
+        "permutations": section.get("permutations"),
         "paper_random_r": fmt_num(section.get("paper_random_r")),
-        "table": _table(("measurement", "r", "p", "random r", "paper r"), rows),
+        "table": _table((*header, "paper r"), rows),
         "plot": _plot(plots, "craniofacial", "craniofacial correlations"),
     }
 
@@ -531,6 +604,18 @@ def _real_voices(metrics: Mapping[str, Any]) -> Context:
     }
 
 
+def interval_sentence(metrics: Mapping[str, Any]) -> str:
+    """What a bracketed figure is: ``95 % interval [low, high]: speakers resampled (...)``."""
+    section = _mapping(metrics.get("intervals"))
+    if section.get("unit") != "speaker":
+        return "Value [95 % bootstrap interval]."
+    return (
+        f"Value [95 % interval: a bootstrap over speakers, each drawn with all its segments, "
+        f"{section.get('speakers')} speakers, {section.get('samples')} segments, "
+        f"{section.get('resamples')} resamples]."
+    )
+
+
 def render_html(metrics: Mapping[str, Any]) -> str:
     """The report as one HTML5 document; plot paths are read from ``metrics["plots"]``."""
     plots = _mapping(metrics.get("plots"))
@@ -543,6 +628,7 @@ def render_html(metrics: Mapping[str, Any]) -> str:
         attributes=_attributes(metrics, plots),
         craniofacial=_craniofacial(metrics, plots),
         real_voices=_real_voices(metrics),
+        interval=interval_sentence(metrics),
         footer={k: metrics.get(k) for k in ("created", "speech2face_version", "schema", "version")},
     )
 
@@ -558,7 +644,9 @@ def write_report(metrics: dict[str, Any], out_dir: Path) -> None:
     """
     version = metrics.get("version", SCHEMA_VERSION)
     if version != SCHEMA_VERSION:
-        raise ValueError(f"metrics schema version {version!r}; this report reads version 1")
+        raise ValueError(
+            f"metrics schema version {version!r}; this report reads version {SCHEMA_VERSION}"
+        )
     out_dir = Path(out_dir)
     metrics["plots"] = write_plots(metrics, out_dir)
     (out_dir / REPORT_NAME).write_text(render_html(metrics), encoding="utf-8")

@@ -34,15 +34,17 @@ from speech2face.evaluation.tables import (
     ATTRIBUTE_CLASSES,
     attribute_tables,
     craniofacial_table,
+    judge_table,
     paper_figures,
     pooled_retrieval_table,
     retrieval_table,
     similarity_table,
+    speaker_retrieval_table,
 )
 from speech2face.weights import sha256_of
 
 SCHEMA = "speech2face.eval"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 METRICS_FILE = "metrics.json"
 REPORT_FILE = "report.html"
 MEDIA_DIR = "media"
@@ -135,6 +137,22 @@ def pool_encoder(bundle: Any, wanted: str) -> tuple[Any, str, str]:
 _ENCODER_WEIGHTS = {"facenet": "facenet_vggface2", "vggface": "vgg_face_dag"}
 
 
+def build_judge(name: Any, training_encoder: str) -> Any:
+    """The independent face judge ``judge=`` names (``sface``), or ``None`` for ``null``."""
+    if name in (None, False, "none", "null"):
+        return None
+    if str(name) != "sface":
+        raise ConfigError(f"judge must be sface or null, got {name!r}")
+    if str(name) == training_encoder:
+        raise ConfigError(
+            f"judge={name} is the encoder the checkpoint was trained against: it is not "
+            "an independent judge"
+        )
+    from speech2face.faces.judge import SFaceJudge
+
+    return SFaceJudge()
+
+
 def _weights_file(name: str) -> Path | None:
     from speech2face.weights import WeightsError, local_path
 
@@ -153,7 +171,12 @@ def _weights_here(name: str) -> bool:
 
 
 def compute_metrics(
-    cfg: Any, bundle: Any, collected: Collected, backend: Any, pool: tuple[Any, str, str]
+    cfg: Any,
+    bundle: Any,
+    collected: Collected,
+    backend: Any,
+    pool: tuple[Any, str, str],
+    judge: Any = None,
 ) -> dict[str, Any]:
     """Every table of ``docs/evaluation.md`` except ``gallery`` and ``plots``."""
     notes: list[str] = []
@@ -167,6 +190,38 @@ def compute_metrics(
         with torch.no_grad():
             mean_portrait = bundle.portrait(bundle.mean_feature[None])
     labels = sorted({key for row in collected.labels for key, v in row.items() if v is not None})
+    if collected.infer_refused:
+        notes.append(
+            f"infer window: s2f-infer refuses {len(collected.infer_refused)} of "
+            f"{len(collected)} segments (too little sound); their clip prediction stands in"
+        )
+    if pool[1] == bundle.face_encoder:
+        notes.append(
+            f"pooled retrieval: read through {pool[1]}, the encoder the decoder was trained "
+            "against, so it measures how well the portraits please it; "
+            + (
+                f"the independent judge ({judge.name}) reads them too"
+                if judge is not None
+                else "no independent judge ran (judge=null)"
+            )
+        )
+    judge_mean = None
+    if judge is not None and mean_portrait is not None:
+        from speech2face.images import to_uint8
+
+        judge_mean = torch.from_numpy(judge.embed_aligned(to_uint8(mean_portrait).numpy()))[0]
+    pooled = pooled_retrieval_table(
+        collected,
+        pool[1],
+        pool[2],
+        int(cfg.sf2f.pool_size),
+        int(cfg.sf2f.num_pools),
+        ks,
+        resamples,
+        seed,
+        notes,
+        mean_query(mean, mean_portrait, pool[0]),
+    )
     return {
         "schema": SCHEMA,
         "version": SCHEMA_VERSION,
@@ -190,6 +245,7 @@ def compute_metrics(
         },
         "settings": _settings(cfg),
         "notes": notes,
+        "intervals": intervals(collected, resamples),
         "windows": {
             name: {"seconds": seconds, "description": WINDOW_DESCRIPTIONS[name]}
             for name, seconds in WINDOWS.items()
@@ -198,25 +254,41 @@ def compute_metrics(
         "retrieval": retrieval_table(
             collected, mean, int(cfg.pool_size), ks, resamples, seed, notes
         ),
-        "pooled_retrieval": pooled_retrieval_table(
+        "speaker_retrieval": speaker_retrieval_table(collected, mean, ks, resamples, seed),
+        "pooled_retrieval": pooled,
+        "judge": judge_table(
             collected,
-            pool[1],
-            pool[2],
+            judge,
+            bundle.face_encoder,
+            pooled,
             int(cfg.sf2f.pool_size),
             int(cfg.sf2f.num_pools),
             ks,
             resamples,
             seed,
-            notes,
-            mean_query(mean, mean_portrait, pool[0]),
+            judge_mean,
         ),
         "attributes": attribute_tables(
             collected, backend, resamples, seed, notes, mean_face_labels(mean_portrait, backend)
         ),
-        "craniofacial": craniofacial_table(collected, seed),
+        "craniofacial": craniofacial_table(collected, seed, int(cfg.permutations)),
         "gallery": [],
         "paper": paper_figures(),
         "plots": {},
+    }
+
+
+def intervals(collected: Collected, resamples: int) -> dict[str, Any]:
+    """How every interval of the evaluated split was drawn (``metrics.json``'s
+    ``intervals``): a percentile bootstrap that resamples speakers, each with all its
+    segments (:mod:`speech2face.metrics.bootstrap`)."""
+    return {
+        "method": "percentile bootstrap",
+        "confidence": 0.95,
+        "resamples": resamples,
+        "unit": "speaker",
+        "speakers": len(set(collected.speakers)),
+        "samples": len(collected),
     }
 
 
@@ -327,7 +399,7 @@ def evaluate(cfg: Any) -> dict[str, Any]:
 
     checkpoint = require_file_name(cfg.checkpoint, "checkpoint", "a voice checkpoint")
     output = Path(require_file_name(cfg.output_dir, "output_dir", "a directory"))
-    for name in ("batch_size", "gallery_size", "bootstrap_resamples", "pool_size"):
+    for name in ("batch_size", "gallery_size", "bootstrap_resamples", "pool_size", "permutations"):
         if int(cfg[name]) < (0 if name == "gallery_size" else 1):
             raise ConfigError(f"{name} must be a positive number, got {cfg[name]}")
     limit = cfg.get("max_samples")
@@ -345,7 +417,17 @@ def evaluate(cfg: Any) -> dict[str, Any]:
 
         landmarker = Landmarker()
     pool = pool_encoder(bundle, str(cfg.sf2f.features))
-    collector = Collector(bundle, device, backend, landmarker, pool[0], int(cfg.gallery_size))
+    judge = build_judge(cfg.get("judge"), bundle.face_encoder)
+    collector = Collector(
+        bundle,
+        device,
+        backend,
+        landmarker,
+        pool[0],
+        int(cfg.gallery_size),
+        judge=judge,
+        reuse_stored=pool[1] == bundle.face_encoder,
+    )
     total = dataset.num_samples if limit is None else min(int(limit), dataset.num_samples or 0)
     samples = iter(dataset)
     if limit is not None:
@@ -363,7 +445,7 @@ def evaluate(cfg: Any) -> dict[str, Any]:
                 collected = collector.run(samples, int(cfg.batch_size), progress)
             if not collected.keys:
                 raise EvalError(f"the {cfg.data.split} split holds no sample with audio")
-            metrics = compute_metrics(cfg, bundle, collected, backend, pool)
+            metrics = compute_metrics(cfg, bundle, collected, backend, pool, judge)
             metrics["gallery"] = write_gallery(collected, stage, backend)
             metrics["real_voices"] = real_voices(cfg, collector, collected, backend, stage)
             write_report(metrics, stage)

@@ -79,6 +79,7 @@ def summary_table(metrics: Mapping[str, Any]) -> str:
             lines.append(col.format(str(window), *cells, "", fmt_mean_std(paper, 1)))
     lines.extend(_summary_gender(metrics))
     lines.append(_summary_craniofacial(metrics))
+    lines.append(_summary_judge(metrics))
     lines.append(_summary_real_voices(metrics))
     return "\n".join(lines)
 
@@ -149,5 +150,43 @@ def _summary_craniofacial(metrics: Mapping[str, Any]) -> str:
     return (
         f"craniofacial mean r {fmt_num(mean('r'))} vs random {fmt_num(mean('random_r'))} "
         f"(paper {fmt_num(mean('paper_r'))}, paper random {fmt_num(section.get('paper_random_r'))}; "
-        f"{section.get('detected', MISSING)}/{section.get('samples', MISSING)} pairs)"
+        f"{section.get('samples', MISSING)} pairs, faces detected in both of "
+        f"{section.get('detected', MISSING)}; beyond their permutation null at p <= 0.05: "
+        f"{sum(1 for m in items if is_number(m.get('p_permutation')) and m['p_permutation'] <= 0.05)}"
+        f"/{len(items)})"
+    )
+
+
+def _summary_judge(metrics: Mapping[str, Any]) -> str:
+    """``judge sface: S2F pooled recall@1/5/10 ..., own face nearest ...; dlib (training
+    encoder): ...``."""
+    section, reason = get_section(metrics, "judge")
+    if section is None:
+        return f"independent judge: skipped ({reason})"
+    nearest = {
+        (r.get("judge"), r.get("predictor")): r.get("own_face_nearest")
+        for r in section.get("nearest") or []
+        if isinstance(r, Mapping)
+    }
+    parts = []
+    for name in dict.fromkeys(r.get("judge") for r in section_rows(section)):
+        row = next(
+            (
+                r
+                for r in section_rows(section)
+                if (r.get("judge"), r.get("predictor")) == (name, "s2f")
+            ),
+            None,
+        )
+        if row is None:
+            continue
+        recall = _slash(
+            fmt_pct((k_get(row.get("recall"), k) or {}).get("value")) for k in SUMMARY_KS
+        )
+        own = fmt_pct((nearest.get((name, "s2f")) or {}).get("value"))
+        role = " (training encoder)" if name == section.get("training_encoder") else " (judge)"
+        parts.append(f"{name}{role} {recall}, own face nearest {own}")
+    return (
+        f"S2F portraits, pooled recall@{_slash(map(str, SUMMARY_KS))} (%, pools of "
+        f"{section.get('pool_size', MISSING)}): " + "; ".join(parts)
     )

@@ -23,6 +23,7 @@ from speech2face.metrics import (
     confusion,
     craniofacial_correlations,
     feature_similarity,
+    nearest,
     pooled_ranks,
     recall_cis,
     recall_from_ranks,
@@ -59,11 +60,17 @@ def _number(value: Any) -> float | None:
 
 
 def _recall_rows(
-    ranks: Tensor, ks: Sequence[int], resamples: int, seed: int, **row: Any
+    ranks: Tensor,
+    ks: Sequence[int],
+    resamples: int,
+    seed: int,
+    speakers: Sequence[str],
+    **row: Any,
 ) -> dict[str, Any]:
-    """One retrieval row: recall@K with bootstrap intervals, from 1-based ranks."""
+    """One retrieval row: recall@K with bootstrap intervals (speakers resampled), from
+    1-based ranks; ``speakers``: each query's speaker."""
     recall = recall_from_ranks(ranks, ks)
-    cis = recall_cis(ranks, ks, n_resamples=resamples, seed=seed)
+    cis = recall_cis(ranks, ks, n_resamples=resamples, seed=seed, clusters=speakers)
     return {**row, "recall": {str(k): figure(recall[k], cis[k]) for k in ks}}
 
 
@@ -116,6 +123,7 @@ def retrieval_table(
         )
     chosen = torch.from_numpy(np.sort(np.random.default_rng(seed).permutation(n)[:pool]))
     true = collected.true[chosen]
+    speakers = [collected.speakers[i] for i in chosen.tolist()]
     targets = torch.arange(pool)
     ks = [k for k in ks if k <= pool] or [pool]
     rows = []
@@ -125,7 +133,14 @@ def retrieval_table(
             ranks = retrieval_ranks(predicted, true, targets, metric)
             rows.append(
                 _recall_rows(
-                    ranks, ks, resamples, seed, window=window, metric=metric, predictor="model"
+                    ranks,
+                    ks,
+                    resamples,
+                    seed,
+                    speakers,
+                    window=window,
+                    metric=metric,
+                    predictor="model",
                 )
             )
             if mean is not None:
@@ -136,6 +151,7 @@ def retrieval_table(
                         ks,
                         resamples,
                         seed,
+                        speakers,
                         window=window,
                         metric=metric,
                         predictor="mean_face",
@@ -191,7 +207,7 @@ def pooled_retrieval_table(
                 values, gallery, targets, pool_size, metric, seed, num_pools, labels
             )
             row = dict(window=PORTRAIT_WINDOW, metric=metric, predictor=predictor)
-            rows.append(_recall_rows(ranks, ks, resamples, seed, **row))
+            rows.append(_recall_rows(ranks, ks, resamples, seed, collected.speakers, **row))
         rows.append(_chance_row(pool_size, ks, window=PORTRAIT_WINDOW, metric=metric))
     return {
         "pool_size": pool_size,
@@ -200,6 +216,161 @@ def pooled_retrieval_table(
         "features": features_name,
         "features_note": features_note,
         "window": PORTRAIT_WINDOW,
+        "ks": ks,
+        "rows": rows,
+    }
+
+
+def judge_table(
+    collected: Collected,
+    judge: Any,
+    training_encoder: str,
+    pooled: dict[str, Any],
+    pool_size: int,
+    num_pools: int,
+    ks: Sequence[int],
+    resamples: int,
+    seed: int,
+    mean_query: Tensor | None = None,
+) -> dict[str, Any]:
+    """The portraits read by a face-identity network other than the training encoder:
+    SF2F's pooled recall@K (the S2F portrait, the F2F portrait, the mean face's portrait
+    against the true faces, all through the judge) and the share of portraits whose nearest
+    true face of the split (cosine) is the speaker's own; beside the same figures through
+    the training encoder when the pooled retrieval used it (``pooled``'s features).
+    ``mean_query``: ``(128,)`` the judge's embedding of the mean face's portrait."""
+    if judge is None or not collected.judged:
+        return {"skipped": "no independent judge (judge=null)"}
+    speakers = len(set(collected.speakers))
+    if speakers < MIN_POOL_IDENTITIES:
+        return {"skipped": f"pools of identities need at least {MIN_POOL_IDENTITIES} speakers"}
+    pool_size = min(pool_size, speakers)
+    ks = [k for k in ks if k <= pool_size]
+    judges = {judge.name: collected.judged}
+    training_rows = pooled.get("features") == training_encoder and bool(collected.pooled)
+    if training_rows:
+        judges[training_encoder] = {
+            "s2f": collected.pooled["query"],
+            "true": collected.pooled["gallery"],
+        }
+    targets = torch.arange(len(collected))
+    labels = np.asarray(collected.speakers)
+    rows, nearest_rows = [], []
+    for name, features in judges.items():
+        predictors = {key: features[key] for key in ("s2f", "f2f") if key in features}
+        if name == judge.name and mean_query is not None:
+            predictors["mean_face"] = mean_query.reshape(1, -1).expand_as(features["s2f"])
+        for predictor, queries in predictors.items():
+            ranks = pooled_ranks(
+                queries, features["true"], targets, pool_size, "cosine", seed, num_pools, labels
+            )
+            row = dict(judge=name, window=PORTRAIT_WINDOW, metric="cosine", predictor=predictor)
+            rows.append(_recall_rows(ranks, ks, resamples, seed, collected.speakers, **row))
+            found = nearest(queries, features["true"], "cosine").numpy()
+            hits = (labels[found] == labels).astype(np.float64)
+            interval = bootstrap_ci(
+                hits, n_resamples=resamples, seed=seed, clusters=collected.speakers
+            )
+            nearest_rows.append(
+                {
+                    "judge": name,
+                    "predictor": predictor,
+                    "own_face_nearest": figure(hits.mean(), interval),
+                }
+            )
+        rows.append(
+            {**_chance_row(pool_size, ks, window=PORTRAIT_WINDOW, metric="cosine"), "judge": name}
+        )
+    chance = {
+        "judge": "chance",
+        "predictor": "chance",
+        "own_face_nearest": figure(_own_chance(labels)),
+    }
+    return {
+        "judge": judge.name,
+        "description": judge.description,
+        "training_encoder": training_encoder,
+        "same_as_training": judge.name == training_encoder,
+        "training_rows": training_rows,
+        "pool_size": pool_size,
+        "num_pools": num_pools,
+        "window": PORTRAIT_WINDOW,
+        "ks": ks,
+        "rows": rows,
+        "nearest": [*nearest_rows, chance],
+    }
+
+
+def _own_chance(labels: np.ndarray) -> float:
+    """The share of queries whose nearest face, drawn at random, is their speaker's own."""
+    _, counts = np.unique(labels, return_counts=True)
+    return float((counts * counts).sum() / len(labels) ** 2)
+
+
+def speaker_retrieval_table(
+    collected: Collected,
+    mean: Tensor | None,
+    ks: Sequence[int],
+    resamples: int,
+    seed: int,
+) -> dict[str, Any]:
+    """SF2F's multi-segment setting: each speaker's predictions averaged over all its
+    segments (per window), retrieved among the speakers' mean true features (the speaker's
+    faces averaged): one query per speaker."""
+    assert collected.true is not None
+    names = list(dict.fromkeys(collected.speakers))
+    if len(names) < MIN_POOL_IDENTITIES:
+        return {"skipped": f"retrieval among speakers needs at least {MIN_POOL_IDENTITIES}"}
+    index = torch.tensor([names.index(s) for s in collected.speakers])
+    counts = torch.bincount(index, minlength=len(names)).float()[:, None]
+
+    def by_speaker(values: Tensor) -> Tensor:  # (N, D) -> (S, D) per-speaker means
+        total = torch.zeros(len(names), values.shape[1], dtype=torch.float64)
+        return (total.index_add_(0, index, values.double()) / counts).float()
+
+    true = by_speaker(collected.true)
+    targets = torch.arange(len(names))
+    ks = [k for k in ks if k <= len(names)] or [len(names)]
+    rows = []
+    for window in WINDOWS:
+        predicted = by_speaker(collected.predicted[window])
+        for metric in METRICS:
+            ranks = retrieval_ranks(predicted, true, targets, metric)
+            rows.append(
+                _recall_rows(
+                    ranks,
+                    ks,
+                    resamples,
+                    seed,
+                    names,
+                    window=window,
+                    metric=metric,
+                    predictor="model",
+                )
+            )
+            if mean is not None:
+                ranks = retrieval_ranks(mean.expand_as(true), true, targets, metric)
+                rows.append(
+                    _recall_rows(
+                        ranks,
+                        ks,
+                        resamples,
+                        seed,
+                        names,
+                        window=window,
+                        metric=metric,
+                        predictor="mean_face",
+                    )
+                )
+            rows.append(_chance_row(len(names), ks, window=window, metric=metric))
+    return {
+        "speakers": len(names),
+        "segments": len(collected),
+        "segments_per_speaker": {
+            "min": int(counts.min()),
+            "mean": float(counts.mean()),
+            "max": int(counts.max()),
+        },
         "ks": ks,
         "rows": rows,
     }
@@ -270,8 +441,14 @@ def attribute_tables(
                     predicted[compared][index],
                     resamples,
                     seed,
+                    collected.speakers,
                 )
                 known = [label for label in ref_labels if label is not None]
+                known_speakers = [
+                    speaker
+                    for speaker, label in zip(collected.speakers, ref_labels, strict=True)
+                    if label is not None
+                ]
                 if known:
                     common = max(set(known), key=known.count)
                     table["majority"] = figure(known.count(common) / len(known))
@@ -279,7 +456,9 @@ def attribute_tables(
                     constant = _label(attribute, mean_face.get(attribute))
                     hits = np.asarray([label == constant for label in known], dtype=np.float64)
                     if len(hits) > 1:
-                        interval = bootstrap_ci(hits, n_resamples=resamples, seed=seed)
+                        interval = bootstrap_ci(
+                            hits, n_resamples=resamples, seed=seed, clusters=known_speakers
+                        )
                         table["mean_face"] = figure(float(hits.mean()), interval)
                 tables.append(table)
     section = {
@@ -303,17 +482,22 @@ def _table(
     cmp_labels: list[str | None],
     resamples: int,
     seed: int,
+    speakers: Sequence[str],
 ) -> dict[str, Any]:
     matrix = confusion(ref_labels, cmp_labels, ATTRIBUTE_CLASSES[attribute])
-    hits = np.asarray(
-        [
-            a == b
-            for a, b in zip(ref_labels, cmp_labels, strict=True)
-            if a is not None and b is not None
-        ],
-        dtype=np.float64,
+    pairs = [
+        (a == b, speaker)
+        for a, b, speaker in zip(ref_labels, cmp_labels, speakers, strict=True)
+        if a is not None and b is not None
+    ]
+    hits = np.asarray([hit for hit, _ in pairs], dtype=np.float64)
+    interval = (
+        bootstrap_ci(
+            hits, n_resamples=resamples, seed=seed, clusters=[speaker for _, speaker in pairs]
+        )
+        if len(hits) > 1
+        else None
     )
-    interval = bootstrap_ci(hits, n_resamples=resamples, seed=seed) if len(hits) > 1 else None
     normalised = matrix.normalised()
     return {
         "attribute": attribute,
@@ -330,23 +514,35 @@ def _table(
     }
 
 
-def craniofacial_table(collected: Collected, seed: int) -> dict[str, Any]:
+def craniofacial_table(collected: Collected, seed: int, permutations: int) -> dict[str, Any]:
+    """Pearson r of each measurement between the F2F and S2F portraits of every sample, with
+    its permutation null (speakers re-paired ``permutations`` times)."""
     if not collected.landmarks:
         return {"skipped": "craniofacial measurements were turned off (craniofacial=false)"}
     n = len(collected)
     if n < MIN_CORRELATION_PAIRS:
         return {"skipped": f"Pearson r needs at least {MIN_CORRELATION_PAIRS} portraits, got {n}"}
     correlations = craniofacial_correlations(
-        collected.landmarks["f2f"], collected.landmarks["s2f"], seed=seed
+        collected.landmarks["f2f"],
+        collected.landmarks["s2f"],
+        n_random=permutations,
+        seed=seed,
+        clusters=collected.speakers,
     )
+    found = collected.detected
+    detected = int((found["f2f"] & found["s2f"]).sum()) if found else None
     return {
         "samples": n,
-        "detected": n,
+        "detected": detected,
+        "permutations": permutations,
+        "permutation_unit": "speaker",
         "measurements": [
             {
                 "name": name,
                 "r": _number(c.r),
                 "p": _number(c.p),
+                "p_permutation": _number(c.p_permutation),
+                "null_r95": _number(c.null_r95),
                 "random_r": _number(c.random_r),
                 "paper_r": PAPER_CORRELATIONS.get(name),
             }

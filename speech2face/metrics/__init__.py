@@ -11,7 +11,7 @@ Pure functions of features (torch tensors or NumPy arrays), no I/O:
   of gender, age (10-year bins) and ethnicity labels;
 - :mod:`~speech2face.metrics.craniofacial`: the paper's craniofacial measurements on dlib's
   68 landmarks (the formula table is in the module), Pearson r with p-values between two
-  sets of portraits, beside random pairings;
+  sets of portraits, beside their permutation null (p-value, 95th percentile of |r|);
 - :mod:`~speech2face.metrics.lattice`: how strongly portraits carry the grid of a decoder's
   stride-2 upsampling (spectral peaks on its lattice of frequencies, in dB).
 """
@@ -30,6 +30,8 @@ from speech2face.metrics.craniofacial import (
     craniofacial_correlations,
     craniofacial_measurements,
     pearson,
+    permutation_null,
+    permutation_orders,
 )
 from speech2face.metrics.lattice import lattice_peaks, power_spectrum
 from speech2face.metrics.retrieval import (
@@ -74,6 +76,8 @@ __all__ = [
     "craniofacial_correlations",
     "craniofacial_measurements",
     "pearson",
+    "permutation_null",
+    "permutation_orders",
     "bootstrap_distribution",
     "chance_recall",
     "cosine_similarity",

@@ -1,15 +1,25 @@
-"""Percentile-bootstrap confidence intervals over test samples (queries, pairs).
+"""Percentile-bootstrap confidence intervals over test samples (queries, pairs), or over
+the clusters they come in (speakers).
 
 Resampling is over the first axis (one row per test sample, drawn with replacement), all
 resamples at once in chunks of ``RESAMPLE_CHUNK_ELEMENTS`` values. Deterministic for a seed
 (NumPy's PCG64; the resampled rows do not depend on the chunking). Percentile method: the
 interval is the ``(1 - confidence) / 2`` and ``(1 + confidence) / 2`` quantiles (linear
 interpolation) of the statistic over resamples.
+
+With ``clusters`` (one label per row, e.g. each segment's speaker) the bootstrap draws
+clusters, not rows: a resample is ``C`` of the ``C`` clusters drawn with replacement, each
+bringing all its rows (the cluster bootstrap). Rows of one speaker are not independent
+draws (they share the voice and the face), so resampling them one by one makes intervals
+too narrow; drawing whole speakers keeps their dependence. The mean of a resample is the
+mean over all the rows it holds (so its point estimate is the mean over rows). When every
+cluster holds one row, the draws are exactly those of the row bootstrap with the same seed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 from torch import Tensor
@@ -38,11 +48,45 @@ def mean_statistic(x: np.ndarray) -> np.ndarray:  # (B, n, ...) -> (B,)
     return x.reshape(x.shape[0], -1).mean(axis=1)
 
 
+def cluster_index(clusters: Sequence[Any] | np.ndarray, n: int) -> tuple[np.ndarray, int]:
+    """``(inverse, C)``: each row's cluster number (``(n,)`` ints in first-seen order) and the
+    number of clusters, from one label per row."""
+    labels = list(clusters)
+    if len(labels) != n:
+        raise MetricError(f"clusters must hold one label per row: {len(labels)} for {n} rows")
+    numbers: dict[Any, int] = {}
+    inverse = np.fromiter((numbers.setdefault(x, len(numbers)) for x in labels), np.int64, n)
+    return inverse, len(numbers)
+
+
+def _cluster_means(
+    values: np.ndarray,  # (n, ...) one array
+    clusters: Sequence[Any] | np.ndarray,
+    n_resamples: int,
+    seed: int,
+) -> np.ndarray:  # (n_resamples,)
+    """The mean over all values of each cluster resample, from per-cluster sums and counts."""
+    n = values.shape[0]
+    inverse, c = cluster_index(clusters, n)
+    flat = values.reshape(n, -1).astype(np.float64)
+    sums = np.bincount(inverse, weights=flat.sum(axis=1), minlength=c)  # (C,)
+    counts = np.bincount(inverse, minlength=c).astype(np.float64) * flat.shape[1]  # (C,)
+    batch = max(1, RESAMPLE_CHUNK_ELEMENTS // c)
+    rng = np.random.default_rng(seed)
+    stats = np.empty(n_resamples, dtype=np.float64)
+    for start in range(0, n_resamples, batch):
+        b = min(batch, n_resamples - start)
+        drawn = rng.integers(0, c, size=(b, c))  # (B, C) cluster numbers
+        stats[start : start + b] = sums[drawn].sum(axis=1) / counts[drawn].sum(axis=1)
+    return stats
+
+
 def bootstrap_distribution(
     samples: ArrayLike | Sequence[ArrayLike],  # (n, ...) or several, paired by row
     statistic: Statistic | None = None,
     n_resamples: int = DEFAULT_RESAMPLES,
     seed: int = 0,
+    clusters: Sequence[Any] | np.ndarray | None = None,  # (n,) labels, e.g. speakers
 ) -> np.ndarray:  # (n_resamples,) the statistic of each resample
     """The statistic over ``n_resamples`` resamples of the rows of ``samples``.
 
@@ -50,6 +94,8 @@ def bootstrap_distribution(
     several arrays are resampled together (the same rows drawn from each), for statistics
     of paired values. ``statistic`` gets the resampled arrays, each ``(B, n, ...)``, and
     returns ``(B,)``; by default the mean of the single array over all but the first axis.
+    ``clusters``: draw whole clusters instead of rows (see the module); then only the
+    default statistic (the mean of one array) is available.
     """
     arrays = [samples] if isinstance(samples, Tensor | np.ndarray) else list(samples)
     arrays = [_as_numpy(a, "samples") for a in arrays]
@@ -66,6 +112,10 @@ def bootstrap_distribution(
         if len(arrays) != 1:
             raise MetricError("several sample arrays need a statistic")
         statistic = mean_statistic
+    if clusters is not None:
+        if statistic is not mean_statistic or len(arrays) != 1:
+            raise MetricError("a cluster bootstrap takes one array and the mean statistic")
+        return _cluster_means(arrays[0], clusters, n_resamples, seed)
 
     per_resample = sum(a[0].size for a in arrays) * n  # values in one resample
     batch = max(1, RESAMPLE_CHUNK_ELEMENTS // max(per_resample, 1))
@@ -87,6 +137,7 @@ def bootstrap_ci(
     n_resamples: int = DEFAULT_RESAMPLES,
     confidence: float = DEFAULT_CONFIDENCE,
     seed: int = 0,
+    clusters: Sequence[Any] | np.ndarray | None = None,  # (n,) labels: resample clusters
 ) -> tuple[float, float]:
     """Percentile-bootstrap ``(low, high)`` interval of a statistic (default: the mean).
 
@@ -96,7 +147,7 @@ def bootstrap_ci(
     """
     if not 0.0 < confidence < 1.0:
         raise MetricError(f"confidence must lie in (0, 1), got {confidence}")
-    stats = bootstrap_distribution(samples, statistic, n_resamples, seed)
+    stats = bootstrap_distribution(samples, statistic, n_resamples, seed, clusters)
     alpha = 1.0 - confidence
     low, high = np.quantile(stats, [alpha / 2, 1 - alpha / 2])
     return float(low), float(high)
@@ -107,6 +158,7 @@ def recall_ci(
     n_resamples: int = DEFAULT_RESAMPLES,
     confidence: float = DEFAULT_CONFIDENCE,
     seed: int = 0,
+    clusters: Sequence[Any] | np.ndarray | None = None,  # (N,) each query's speaker
 ) -> tuple[float, float]:
     """Percentile-bootstrap CI of a recall from per-query hit indicators.
 
@@ -117,7 +169,7 @@ def recall_ci(
     h = _as_numpy(hits, "hits").astype(np.float64)
     if h.ndim not in (1, 2):
         raise MetricError(f"hits must have shape (N,) or (N, R), got {h.shape}")
-    return bootstrap_ci(h, None, n_resamples, confidence, seed)
+    return bootstrap_ci(h, None, n_resamples, confidence, seed, clusters)
 
 
 def recall_cis(
@@ -126,7 +178,9 @@ def recall_cis(
     n_resamples: int = DEFAULT_RESAMPLES,
     confidence: float = DEFAULT_CONFIDENCE,
     seed: int = 0,
+    clusters: Sequence[Any] | np.ndarray | None = None,  # (N,) each query's speaker
 ) -> dict[int, tuple[float, float]]:
-    """``{k: recall@k CI}`` from ranks; every k uses the same resamples of the queries."""
+    """``{k: recall@k CI}`` from ranks; every k uses the same resamples of the queries (of
+    the speakers with ``clusters``)."""
     r = _as_numpy(ranks, "ranks")
-    return {k: recall_ci(r <= k, n_resamples, confidence, seed) for k in ks}
+    return {k: recall_ci(r <= k, n_resamples, confidence, seed, clusters) for k in ks}

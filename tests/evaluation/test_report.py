@@ -256,7 +256,7 @@ def test_pooled_retrieval_table_and_unsafe_gallery_paths(tmp_path):
 
 def test_schema_version_checked(tmp_path):
     metrics = example()
-    metrics["version"] = 2
+    metrics["version"] = 3
     with pytest.raises(ValueError, match="version"):
         write_report(metrics, tmp_path)
 

@@ -13,6 +13,8 @@ from speech2face.metrics.craniofacial import (
     craniofacial_correlations,
     craniofacial_measurements,
     pearson,
+    permutation_null,
+    permutation_orders,
 )
 
 # Only the points the measurements read; the rest stay at the origin.
@@ -129,3 +131,54 @@ def test_bad_landmarks():
         craniofacial_measurements(np.zeros((1, 68, 2)))
     with pytest.raises(MetricError, match="same faces"):
         craniofacial_correlations(face().repeat(4, 0), face().repeat(5, 0))
+
+
+def test_permutation_null_agrees_with_scipy():
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal(30)
+    y = 0.4 * x + rng.standard_normal(30)
+    p, r95, mean_r = permutation_null(x, y, n_permutations=4000, seed=1)
+    reference = stats.permutation_test(
+        (x, y),
+        lambda a, b: stats.pearsonr(a, b).statistic,
+        permutation_type="pairings",
+        n_resamples=4000,
+        rng=2,
+    ).pvalue
+    assert p == pytest.approx(reference, abs=0.015)  # two Monte Carlo estimates of ~0.03
+    # Under shuffles r is about normal with sd 1 / sqrt(n - 1): |r|'s 95th percentile ~0.36.
+    assert r95 == pytest.approx(1.96 / np.sqrt(29), rel=0.1)
+    assert abs(mean_r) < 0.01
+
+
+def test_permutation_null_with_and_without_a_true_correlation():
+    # Without one, the p-value is about uniform: 5 % of 300 data sets fall below 0.05.
+    rejected = 0
+    for seed in range(300):
+        rng = np.random.default_rng(seed)
+        p, _, _ = permutation_null(rng.standard_normal(40), rng.standard_normal(40), 199, seed)
+        rejected += p <= 0.05
+    assert 0.02 <= rejected / 300 <= 0.09  # binomial(300, 0.05): P(outside) < 1 %
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(40)
+    y = 0.8 * x + 0.6 * rng.standard_normal(40)  # true r = 0.8
+    p, r95, _ = permutation_null(x, y, 999, 0)
+    assert p == pytest.approx(1 / 1000) and pearson(x, y)[0] > r95
+
+
+def test_speaker_permutation_keeps_the_null_where_segment_shuffles_do_not():
+    # 30 speakers, 4 segments each; x and y each carry an independent speaker effect, so
+    # they are unrelated, but segments of one speaker look alike on both sides.
+    speakers = np.repeat(np.arange(30), 4)
+    rows_rejected = speakers_rejected = 0
+    for seed in range(150):
+        rng = np.random.default_rng(seed)
+        x = rng.normal(0, 2, 30)[speakers] + rng.standard_normal(120)
+        y = rng.normal(0, 2, 30)[speakers] + rng.standard_normal(120)
+        rows_rejected += permutation_null(x, y, 199, seed)[0] <= 0.05
+        speakers_rejected += permutation_null(x, y, 199, seed, clusters=speakers)[0] <= 0.05
+    assert rows_rejected / 150 > 0.2  # segments shuffled: far too many false findings
+    assert speakers_rejected / 150 <= 0.1  # about 0.05
+    orders = permutation_orders(5, 3, 0, clusters=["a", "a", "b", "b", "c"])
+    assert all(o[4] == 4 and sorted(o[:4]) == [0, 1, 2, 3] for o in orders)
+    assert all((o[0], o[1]) in ((0, 1), (2, 3)) for o in orders)
