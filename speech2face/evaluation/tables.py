@@ -124,27 +124,34 @@ def retrieval_table(
     chosen = torch.from_numpy(np.sort(np.random.default_rng(seed).permutation(n)[:pool]))
     true = collected.true[chosen]
     speakers = [collected.speakers[i] for i in chosen.tolist()]
-    targets = torch.arange(pool)
     ks = [k for k in ks if k <= pool] or [pool]
+    predicted = {window: collected.predicted[window][chosen] for window in WINDOWS}
+    rows = _recall_rows_by_window(predicted, true, mean, speakers, ks, resamples, seed)
+    return {"pool_size": pool, "pool_requested": int(pool_size), "ks": list(ks), "rows": rows}
+
+
+def _recall_rows_by_window(
+    predicted: dict[str, Tensor],
+    true: Tensor,
+    mean: Tensor | None,
+    speakers: list[str],
+    ks: Sequence[int],
+    resamples: int,
+    seed: int,
+) -> list[dict[str, Any]]:
+    """Recall rows of each window's predictions (``predicted[window]``: (Q, D), query i's
+    own face is ``true[i]``, (Q, D)), of the mean face when given, and of chance, for every
+    metric; intervals by speaker (``speakers``: query i's speaker)."""
+    pool = len(true)
+    targets = torch.arange(pool)
     rows = []
-    for window in WINDOWS:
-        predicted = collected.predicted[window][chosen]
+    for window, queries in predicted.items():
         for metric in METRICS:
-            ranks = retrieval_ranks(predicted, true, targets, metric)
-            rows.append(
-                _recall_rows(
-                    ranks,
-                    ks,
-                    resamples,
-                    seed,
-                    speakers,
-                    window=window,
-                    metric=metric,
-                    predictor="model",
-                )
-            )
+            predictors = {"model": queries}
             if mean is not None:
-                ranks = retrieval_ranks(mean.expand_as(true), true, targets, metric)
+                predictors["mean_face"] = mean.expand_as(true)
+            for name, values in predictors.items():
+                ranks = retrieval_ranks(values, true, targets, metric)
                 rows.append(
                     _recall_rows(
                         ranks,
@@ -154,11 +161,11 @@ def retrieval_table(
                         speakers,
                         window=window,
                         metric=metric,
-                        predictor="mean_face",
+                        predictor=name,
                     )
                 )
             rows.append(_chance_row(pool, ks, window=window, metric=metric))
-    return {"pool_size": pool, "pool_requested": int(pool_size), "ks": list(ks), "rows": rows}
+    return rows
 
 
 def pooled_retrieval_table(
@@ -329,40 +336,9 @@ def speaker_retrieval_table(
         return (total.index_add_(0, index, values.double()) / counts).float()
 
     true = by_speaker(collected.true)
-    targets = torch.arange(len(names))
     ks = [k for k in ks if k <= len(names)] or [len(names)]
-    rows = []
-    for window in WINDOWS:
-        predicted = by_speaker(collected.predicted[window])
-        for metric in METRICS:
-            ranks = retrieval_ranks(predicted, true, targets, metric)
-            rows.append(
-                _recall_rows(
-                    ranks,
-                    ks,
-                    resamples,
-                    seed,
-                    names,
-                    window=window,
-                    metric=metric,
-                    predictor="model",
-                )
-            )
-            if mean is not None:
-                ranks = retrieval_ranks(mean.expand_as(true), true, targets, metric)
-                rows.append(
-                    _recall_rows(
-                        ranks,
-                        ks,
-                        resamples,
-                        seed,
-                        names,
-                        window=window,
-                        metric=metric,
-                        predictor="mean_face",
-                    )
-                )
-            rows.append(_chance_row(len(names), ks, window=window, metric=metric))
+    predicted = {window: by_speaker(collected.predicted[window]) for window in WINDOWS}
+    rows = _recall_rows_by_window(predicted, true, mean, names, ks, resamples, seed)
     return {
         "speakers": len(names),
         "segments": len(collected),
