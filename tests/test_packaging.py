@@ -15,17 +15,23 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope="module")
-def wheel(tmp_path_factory) -> Path:
-    """A wheel of this checkout, built from a copy (an in-tree build would write build/)."""
-    tmp_path = tmp_path_factory.mktemp("wheel")
-    source = tmp_path / "src"
+def _copy_source(source: Path, symlinks: bool = False) -> Path:
+    """What a build reads of this checkout, copied to ``source``; ``symlinks``: keep the
+    link speech2face/configs as a link (else a copy of the folder it points to)."""
     ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", "build")
     source.mkdir()
     for name in ("pyproject.toml", "README.md", "LICENSE"):
         shutil.copy2(ROOT / name, source / name)
     for name in ("speech2face", "configs"):
-        shutil.copytree(ROOT / name, source / name, ignore=ignore)
+        shutil.copytree(ROOT / name, source / name, ignore=ignore, symlinks=symlinks)
+    return source
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    """A wheel of this checkout, built from a copy (an in-tree build would write build/)."""
+    tmp_path = tmp_path_factory.mktemp("wheel")
+    source = _copy_source(tmp_path / "src")
     build = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-v",
          "-w", str(tmp_path / "dist"), str(source)],
@@ -161,13 +167,7 @@ def test_the_editable_install_is_one_path_line_with_no_notice(tmp_path):
     """``pip install -e .`` (make install) builds an editable wheel: with a simple layout it is
     a .pth file naming the checkout, and setuptools prints no notice about import precedence
     (a package-dir mapping would make it install a meta path finder and say so)."""
-    source = tmp_path / "src"
-    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", "build")
-    source.mkdir()
-    for name in ("pyproject.toml", "README.md", "LICENSE"):
-        shutil.copy2(ROOT / name, source / name)
-    for name in ("speech2face", "configs"):
-        shutil.copytree(ROOT / name, source / name, ignore=ignore, symlinks=True)
+    source = _copy_source(tmp_path / "src", symlinks=True)
     assert (source / "speech2face" / "configs").is_symlink()
     build = subprocess.run(
         [sys.executable, "-W", "always", "-c",

@@ -3,22 +3,15 @@
 from __future__ import annotations
 
 import json
-import socket
 
 import pytest
 import torch
 import torch.multiprocessing as mp
 
-from tests.training.conftest import run_args
+from tests.training.conftest import free_port, recording_run, run_args
 
 pytestmark = pytest.mark.slow
 WORLD = 2
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _worker(rank: int, overrides: list[str], port: int, out: str) -> None:
@@ -32,28 +25,12 @@ def _worker(rank: int, overrides: list[str], port: int, out: str) -> None:
         WORLD_SIZE=str(WORLD),
     )
     torch.set_num_threads(1)
-    from speech2face.config import compose
-    from speech2face.training import Trainer, distributed
     from speech2face.training.checkpoint import unwrap
 
-    class Recording(Trainer):
-        keys: list[str] = []
-
-        def next_batch(self, batches):
-            batch, wait = super().next_batch(batches)
-            self.keys.extend(batch["key"])
-            return batch, wait
-
-    cfg = compose("train", overrides)
-    dist = distributed.setup("cpu")
-    try:
-        trainer = Recording(cfg, dist)
-        trainer.fit()
+    with recording_run(overrides) as trainer:
         torch.save(unwrap(trainer.model).state_dict(), f"{out}/rank{rank}.pt")
         with open(f"{out}/rank{rank}.json", "w") as f:
             json.dump(trainer.keys, f)
-    finally:
-        distributed.cleanup()
 
 
 def test_two_processes_agree(preprocessed, decoder_checkpoint, tmp_path):
@@ -61,7 +38,7 @@ def test_two_processes_agree(preprocessed, decoder_checkpoint, tmp_path):
         preprocessed, tmp_path / "run", "voice", f"decoder_checkpoint={decoder_checkpoint}",
         "trainer.batch_size=1", "trainer.max_steps=2",  # one epoch: 4 train samples, 2 a rank
     )  # fmt: skip
-    mp.spawn(_worker, args=(overrides, _free_port(), str(tmp_path)), nprocs=WORLD, join=True)
+    mp.spawn(_worker, args=(overrides, free_port(), str(tmp_path)), nprocs=WORLD, join=True)
     states = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(WORLD)]
     for name, tensor in states[0].items():
         assert torch.equal(tensor, states[1][name]), name

@@ -6,7 +6,6 @@ two processes; the paper preset composes to the paper's window, precision and ba
 from __future__ import annotations
 
 import json
-import socket
 from pathlib import Path
 
 import pytest
@@ -17,38 +16,16 @@ from speech2face.config import compose
 from speech2face.data.shards import iter_tar_samples, json_bytes, write_tar
 from speech2face.errors import ConfigError
 from speech2face.training import read_training_checkpoint
-from tests.training.conftest import run_args
+from tests.training.conftest import free_port, recording_run, run_args
 
 pytestmark = pytest.mark.slow
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _run(overrides: list[str], keys_file: str | None = None) -> None:
     """One process of a run (a rank under WORLD_SIZE), recording the keys it trained on."""
-    from speech2face.training import Trainer, distributed
-
-    class Recording(Trainer):
-        keys: list[str] = []
-
-        def next_batch(self, batches):
-            batch, wait = super().next_batch(batches)
-            self.keys.extend(batch["key"])
-            return batch, wait
-
-    cfg = compose("train", overrides)
-    dist = distributed.setup("cpu")
-    try:
-        trainer = Recording(cfg, dist)
-        trainer.fit()
+    with recording_run(overrides) as trainer:
         if keys_file is not None:
             Path(keys_file).write_text(json.dumps(trainer.keys))
-    finally:
-        distributed.cleanup()
 
 
 def _worker(rank: int, world: int, overrides: list[str], port: int, out: str) -> None:
@@ -109,7 +86,7 @@ def test_a_run_resumed_on_one_process_reads_on_from_the_same_sample(
             "trainer.val_every=100", *extra,
         )  # fmt: skip
 
-    mp.spawn(_worker, args=(2, args(1), _free_port(), str(tmp_path)), nprocs=2, join=True)
+    mp.spawn(_worker, args=(2, args(1), free_port(), str(tmp_path)), nprocs=2, join=True)
     first = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
     with pytest.raises(ConfigError, match="world_size 2 -> 1"):
         _run(args(3))
@@ -144,7 +121,7 @@ def test_attributes_with_gender_only_train_under_two_processes(preprocessed, tmp
         shards, tmp_path / "run", "attributes", "trainer.batch_size=1", "trainer.max_steps=2",
         "trainer.num_images=0",
     )  # fmt: skip
-    mp.spawn(_worker, args=(2, overrides, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    mp.spawn(_worker, args=(2, overrides, free_port(), str(tmp_path)), nprocs=2, join=True)
     saved = read_training_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
     assert saved["training"]["step"] == 2 and saved["training"]["world_size"] == 2
     assert saved["bundle"]["attributes"] == ["gender"]
@@ -206,7 +183,7 @@ def test_weights_are_fetched_once_by_rank_0(tmp_path):
     home = tmp_path / "home"
     home.mkdir()
     digest = hashlib.sha256(payload).hexdigest()
-    args = (_free_port(), str(home), source.as_uri(), digest, len(payload))
+    args = (free_port(), str(home), source.as_uri(), digest, len(payload))
     mp.spawn(_fetching_rank, args=args, nprocs=2, join=True)
     assert (home / "downloads").read_text().split() == ["0"]
 
