@@ -630,6 +630,9 @@ class Trainer:
         if self.dist.is_main:
             extra = {"best": self.best} if self.best is not None else {}
             logger.message(logger.summary(step, self.output_dir, extra))
+        # Every rank leaves together, so none tears its process group down while another
+        # still talks to it (a gloo rank has aborted at exit when its peer left first).
+        distributed.barrier()
         return results
 
     # ---------------------------------------------------------------- pieces
