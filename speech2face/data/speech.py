@@ -107,7 +107,8 @@ class Espeak:
     :class:`VoiceSpec`.
 
     The wheel's data directory is read-only in spirit, so the engine runs on a private copy
-    made of symbolic links, whose ``voices/!v`` also holds the variants this process wrote.
+    made of symbolic links, whose ``voices/!v`` also holds the variant of the utterance
+    being spoken.
     """
 
     def __init__(self) -> None:
@@ -204,10 +205,9 @@ class Espeak:
         name = "s2f" + hashlib.sha1(body.encode()).hexdigest()[:16]
         path = self._variants / name
         with self._lock:
-            if not path.exists():
-                tmp = path.with_suffix(f".{os.getpid()}.tmp")
-                tmp.write_text(body)
-                tmp.replace(path)
+            # Only this utterance's variant sits beside the wheel's: each load lists every
+            # voice file, and the engine keeps at most 349 (it warns past that).
+            path.write_text(body)
             lib = self._open()
             try:
                 if lib.espeak_SetVoiceByName(f"{voice.language}+{name}".encode()) != _EE_OK:
@@ -226,6 +226,7 @@ class Espeak:
                 lib.espeak_Synchronize()
             finally:
                 self._close(lib)
+                path.unlink(missing_ok=True)
             chunks, self._chunks = self._chunks, []
         if status != _EE_OK or not chunks:
             raise SpeechEngineError(f"the speech engine could not say {text[:40]!r}")
