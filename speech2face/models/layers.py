@@ -26,11 +26,48 @@ class ConvReLUBN(nn.Sequential):
         )
 
 
+class _PairMax(torch.autograd.Function):
+    """2x1 max-pooling along dim 2 as the larger of the even and the odd rows: the values,
+    and the gradient routed to the element :func:`torch.nn.functional.max_pool2d` picks (the
+    first of a tie, a NaN over a number), without its int64 indices and per-window loop.
+    On a CPU this is over ten times faster than ``max_pool2d`` for the voice encoder's
+    ``(B, C, T, F)`` activations, forward and backward."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:  # (B, C, T, F) -> (B, C, T // 2, F)
+        rows = x.shape[2] // 2 * 2
+        first, second = x[:, :, 0:rows:2], x[:, :, 1:rows:2]
+        take_second = (second > first) | second.isnan()
+        ctx.save_for_backward(take_second)
+        ctx.shape = x.shape
+        return torch.where(take_second, second, first)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:
+        (take_second,) = ctx.saved_tensors
+        rows = take_second.shape[2] * 2
+        out = grad.new_zeros(ctx.shape)
+        out[:, :, 0:rows:2] = grad.masked_fill(take_second, 0)
+        out[:, :, 1:rows:2] = grad.masked_fill(~take_second, 0)
+        return out
+
+
 class TimeMaxPool(nn.MaxPool2d):
-    """2x1 max-pooling along time only: ``(B, C, T, F) -> (B, C, T // 2, F)``."""
+    """2x1 max-pooling along time only: ``(B, C, T, F) -> (B, C, T // 2, F)``.
+
+    On a CPU a factor of 2 runs as :class:`_PairMax` (the same values and gradients as
+    ``max_pool2d``, checked in the tests); elsewhere, and for other factors, as
+    ``max_pool2d``.
+    """
 
     def __init__(self, factor: int = 2) -> None:
         super().__init__(kernel_size=(factor, 1), stride=(factor, 1))
+        self.factor = int(factor)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.factor == 2 and x.device.type == "cpu" and x.ndim == 4:
+            return _PairMax.apply(x)
+        return super().forward(x)
 
 
 class ThinPlateSplineWarp(nn.Module):
