@@ -258,32 +258,27 @@ class Collector:
 
     def _predict(self, batch: list[dict[str, Any]]) -> dict[str, Tensor]:
         """``{window: (B, D)}`` predicted features: one window per sample for a fixed length,
-        every window of the whole segment averaged for ``clip``. A segment no longer than the
-        training window has one clip window, the same as the fixed window of that length when
-        there is one: its output is reused, not recomputed."""
+        every window of the whole segment averaged for ``clip``. The fixed window of the
+        checkpoint's training length is the first of the segment's clip windows (the first
+        samples, or the tiled segment when it is no longer): that output is reused, not
+        computed twice."""
         bundle = self.bundle
         encoder = bundle.voice_encoder
         assert encoder is not None
+        groups = [clip_windows(s["wav"], self.train_samples) for s in batch]
+        outputs = encoder(spectrogram(torch.cat(groups).to(self.device)))  # (sum W, D)
+        parts = outputs.split([len(group) for group in groups])
         raw: dict[str, Tensor] = {}
-        same_as: str | None = None
         for name, seconds in WINDOWS.items():
             if seconds is None:
                 continue
             samples = round(seconds * SAMPLE_RATE)
+            if samples == self.train_samples:
+                raw[name] = torch.stack([part[0] for part in parts])
+                continue
             wavs = torch.stack([fixed_window(s["wav"], samples) for s in batch])
             raw[name] = encoder(spectrogram(wavs.to(self.device)))  # (B, D)
-            if samples == self.train_samples:
-                same_as = name
-        groups = [clip_windows(s["wav"], self.train_samples) for s in batch]
-        reuse = [same_as is not None and len(group) == 1 for group in groups]
-        todo = [group for group, done in zip(groups, reuse, strict=True) if not done]
-        outputs = encoder(spectrogram(torch.cat(todo).to(self.device))) if todo else None
-        parts = iter(outputs.split([len(g) for g in todo])) if outputs is not None else iter(())
-        clip = [
-            raw[same_as][i] if done else next(parts).mean(0)  # type: ignore[index]
-            for i, done in enumerate(reuse)
-        ]
-        raw["clip"] = torch.stack(clip)
+        raw["clip"] = torch.stack([part.mean(0) for part in parts])
         raw["infer"] = self._infer_raw(batch, raw["clip"])
         return {name: bundle.place(value) for name, value in raw.items()}
 

@@ -147,12 +147,17 @@ def test_clip_window_averages_and_reuses(voice_run):
     predicted = collector._predict([short, long])
     # A segment shorter than the training window: its one clip window is a fixed window.
     fixed = [name for name, sec in WINDOWS.items() if sec and round(sec * 16_000) == window]
+    assert fixed  # the debug run trains on 3 s windows, the 3 s row's length
     for name in fixed:
         assert torch.equal(predicted["clip"][0], predicted[name][0])
     windows = clip_windows(long["wav"], window)
     assert len(windows) == 4  # starts 0, W/2, W, then W + 3000 flush with the end
     expected = bundle.place(bundle.voice_encoder(spectrogram(windows)).mean(0, keepdim=True))
     torch.testing.assert_close(predicted["clip"][1:], expected, rtol=1e-5, atol=1e-6)
+    # A longer one: the fixed window of the training length is its first clip window.
+    first = bundle.place(bundle.voice_encoder(spectrogram(long["wav"][None, :window])))
+    for name in fixed:
+        torch.testing.assert_close(predicted[name][1:], first, rtol=1e-5, atol=1e-6)
 
 
 def test_per_speaker_rows_average_each_speakers_segments():
