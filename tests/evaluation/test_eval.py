@@ -334,7 +334,9 @@ def test_s2f_eval_on_the_synthetic_corpus(voice_run, preprocessed, tmp_path):
     assert metrics["intervals"]["unit"] == "speaker"
     assert metrics["intervals"]["speakers"] == metrics["data"]["speakers"]
     assert 0 <= metrics["craniofacial"]["detected"] <= metrics["craniofacial"]["samples"] == n
-    assert any(m["r"] is not None for m in measurements)
+    # The briefly trained voice model can give every segment the same S2F portrait (it does
+    # here): each measurement is then constant over the S2F side and has no r (what the
+    # rounding of a constant's mean once passed off as r = 1); the table lists all twelve.
     for m in measurements:
         if m["r"] is None:  # constant over these few portraits: no r, no null
             assert m["p_permutation"] is None and m["null_r95"] is None

@@ -60,3 +60,70 @@ def test_landmark_box_scales_with_the_crop(size):
     points = Landmarker()(crop) * (224 / size)
     np.testing.assert_allclose(points[36:42].mean(0), TEMPLATE[0], atol=6)
     np.testing.assert_allclose(points[42:48].mean(0), TEMPLATE[1], atol=6)
+
+
+def _predictor_at_own_size(landmarker: Landmarker, crop: np.ndarray) -> np.ndarray:
+    """The former ``Landmarker.__call__``: the predictor on the crop as it is, from
+    LANDMARK_BOX scaled to its size, whole pixels."""
+    import dlib
+
+    scale = crop.shape[0] / 224
+    left, top, right, bottom = (int(round(v * scale)) for v in LANDMARK_BOX)
+    shape = landmarker._predictor(crop, dlib.rectangle(left, top, right, bottom))
+    return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
+
+
+@pytest.mark.parametrize("size", [224, 448])
+def test_crops_of_224_px_or_more_keep_their_points(size):
+    frame = real_faces(lfw_faces=0)[0]
+    face = pick_detection(FaceDetector().detect(frame[None])[0])
+    crop, _ = align_face(frame, face.landmarks, size=size)
+    landmarker = Landmarker()
+    points = landmarker(crop)
+    assert points.dtype == np.float32
+    np.testing.assert_array_equal(points, _predictor_at_own_size(landmarker, crop))
+    np.testing.assert_array_equal(points, Landmarker(upsample_to=None)(crop))
+
+
+def test_upsampling_can_be_turned_off():
+    frame = real_faces(lfw_faces=0)[0]
+    face = pick_detection(FaceDetector().detect(frame[None])[0])
+    crop, _ = align_face(frame, face.landmarks, size=112)
+    plain = Landmarker(upsample_to=None)
+    points = plain(crop)
+    np.testing.assert_array_equal(points, _predictor_at_own_size(plain, crop))
+    assert (points == points.round()).all()  # whole pixels
+    upsampled = Landmarker()(crop)
+    assert upsampled.dtype == np.float32 and (upsampled != upsampled.round()).any()
+    with pytest.raises(ValueError):
+        Landmarker(upsample_to=0)
+
+
+def test_small_crops_are_upsampled_before_the_predictor():
+    """Real faces aligned at 224 px, reduced to 112 px (2x2 means, as the decoder's targets
+    are made): against the points on the 224 px crop, the points on the 112 px crop in 224 px
+    units (pixel centres: ``x -> 2 x + 0.5``). The predictor on the 112 px crop itself
+    (whole 112 px pixels) is off by 1.07 px on average; upsampled to 224 px first, 0.54 px
+    (measured over the astronaut and 40 LFW faces)."""
+    detector, landmarker, plain = FaceDetector(), Landmarker(), Landmarker(upsample_to=None)
+    old, new = [], []
+    for frame in real_faces(lfw_faces=40):
+        crop, _ = align_face(frame, pick_detection(detector.detect(frame[None])[0]).landmarks)
+        reference = plain(crop).astype(np.float64)
+        small = crop.astype(np.float64).reshape(112, 2, 112, 2, 3).mean((1, 3))
+        small = small.round().astype(np.uint8)
+        for errors, found in ((old, plain(small)), (new, landmarker(small))):
+            in_224 = (found.astype(np.float64) + 0.5) * 2 - 0.5
+            errors.append(np.linalg.norm(in_224 - reference, axis=1).mean())
+    old, new = np.array(old), np.array(new)
+    print(
+        f"\n68-point error against the 224 px crop's points, {len(old)} faces, 224 px units: "
+        f"112 px crop as is {old.mean():.2f} px (median {np.median(old):.2f}, max "
+        f"{old.max():.2f}); upsampled to 224 px {new.mean():.2f} px (median "
+        f"{np.median(new):.2f}, max {new.max():.2f}); better on {(new < old).sum()} faces"
+    )
+    assert len(old) == 41
+    assert new.mean() < 0.8 * old.mean()
+    assert new.mean() < 0.75
+    assert np.median(new) < np.median(old)
+    assert new.max() < 2.0

@@ -106,6 +106,18 @@ def test_pearson_matches_scipy(n):
         pearson(x, x[:-1])
 
 
+def test_equal_values_are_constant_though_their_mean_rounds():
+    # Six equal measurements (a decoder's identical portraits) whose mean is 7e-15 off them:
+    # no correlation and no null, not rounding noise correlated.
+    constant = np.full(6, 59.97552518764168)
+    assert constant.mean() != constant[0]
+    x = np.random.default_rng(0).normal(size=6)
+    assert all(np.isnan(v) for v in pearson(x, constant))
+    assert all(np.isnan(v) for v in pearson(constant, x))
+    assert all(np.isnan(v) for v in permutation_null(x, constant, 10))
+    assert all(np.isnan(v) for v in permutation_null(constant, x, 10))
+
+
 def test_correlations_against_a_random_pairing():
     rng = np.random.default_rng(0)
     faces = face().repeat(300, axis=0) + rng.normal(0.0, 1.5, size=(300, 68, 2))
