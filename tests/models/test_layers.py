@@ -33,6 +33,8 @@ def test_time_pooling_gives_max_pool2d_values_and_gradients(rows, channels_last)
     (expected.nan_to_num() * weights).sum().backward()
     # The same element of every window gets the gradient: the first of a tie, a NaN.
     torch.testing.assert_close(ours.grad, theirs.grad, rtol=0, atol=0)
+    with torch.no_grad():  # the path of inference and evaluation
+        torch.testing.assert_close(TimeMaxPool(2)(ours), expected, equal_nan=True, rtol=0, atol=0)
 
 
 def test_time_pooling_other_factors_are_max_pool2d():
