@@ -609,10 +609,16 @@ def interval_sentence(metrics: Mapping[str, Any]) -> str:
     section = _mapping(metrics.get("intervals"))
     if section.get("unit") != "speaker":
         return "Value [95 % bootstrap interval]."
+    same = section.get("speakers") == section.get("samples")
     return (
         f"Value [95 % interval: a bootstrap over speakers, each drawn with all its segments, "
         f"{section.get('speakers')} speakers, {section.get('samples')} segments, "
         f"{section.get('resamples')} resamples]."
+        + (
+            " Each speaker has one segment here, so this is also a bootstrap over segments."
+            if same
+            else ""
+        )
     )
 
 

