@@ -151,6 +151,20 @@ def ordered(values: Iterable[Any], order: Sequence[str]) -> list[Any]:
     return [v for v in order if v in seen] + [v for v in seen if v not in order]
 
 
+def row_windows(rows: Iterable[Mapping[str, Any]]) -> list[Any]:
+    """The windows the rows hold, in the report's order (:data:`WINDOW_ORDER` first)."""
+    return ordered((row.get("window") for row in rows), WINDOW_ORDER)
+
+
+def nearest_by_judge(section: Mapping[str, Any]) -> dict[tuple[Any, Any], Any]:
+    """The judge section's own-face-nearest figures by ``(judge, predictor)``."""
+    return {
+        (r.get("judge"), r.get("predictor")): r.get("own_face_nearest")
+        for r in section.get("nearest") or []
+        if isinstance(r, Mapping)
+    }
+
+
 def find_row(
     rows: Sequence[Mapping[str, Any]], window: Any, metric: Any, predictor: Any
 ) -> Mapping[str, Any] | None:

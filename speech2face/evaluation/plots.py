@@ -14,7 +14,6 @@ from speech2face.evaluation.figures import (
     PERCENT,
     PREDICTOR_NAMES,
     PREDICTOR_ORDER,
-    WINDOW_ORDER,
     confusion_names,
     find_row,
     get_section,
@@ -22,6 +21,7 @@ from speech2face.evaluation.figures import (
     k_get,
     ordered,
     paper_value,
+    row_windows,
     section_ks,
     section_rows,
 )
@@ -63,7 +63,7 @@ def _plot_recall(plt: Any, metrics: Mapping[str, Any], out_dir: Path) -> str | N
     if not rows:
         return None
     ks = section_ks(section, rows)
-    windows = ordered((r.get("window") for r in rows), WINDOW_ORDER)
+    windows = row_windows(rows)
     fig, axes = plt.subplots(
         1, len(windows), figsize=(4.2 * len(windows), 3.6), squeeze=False, sharey=True
     )

@@ -49,9 +49,11 @@ from speech2face.evaluation.figures import (
     get_section,
     is_number,
     k_get,
+    nearest_by_judge,
     ordered,
     paper_attribute_key,
     paper_value,
+    row_windows,
     safe_src,
     section_ks,
     section_rows,
@@ -224,7 +226,7 @@ def _headline(metrics: Mapping[str, Any]) -> Context:
     section, _ = get_section(metrics, "retrieval")
     if section is not None:
         found = section_rows(section)
-        for window in ordered((r.get("window") for r in found), WINDOW_ORDER):
+        for window in row_windows(found):
             cells = []
             for predictor in PREDICTOR_ORDER:
                 row = find_row(found, window, "cosine", predictor)
@@ -352,8 +354,7 @@ def _retrieval(metrics: Mapping[str, Any], plots: Mapping[str, str]) -> Context:
         context["pool_size"] = section.get("pool_size")
         context["pool_requested"] = section.get("pool_requested")
         context["windows"] = [
-            (window, _retrieval_table(metrics, rows, ks, window))
-            for window in ordered((r.get("window") for r in rows), WINDOW_ORDER)
+            (window, _retrieval_table(metrics, rows, ks, window)) for window in row_windows(rows)
         ]
         context["plot"] = _plot(plots, "recall_at_k", "recall at K per window")
     context["speakers"] = _speaker_retrieval(metrics)
@@ -369,10 +370,7 @@ def _retrieval(metrics: Mapping[str, Any], plots: Mapping[str, str]) -> Context:
         "features_note": pooled.get("features_note") or None,
         "self_judged": pooled.get("features")
         == _mapping(metrics.get("checkpoint")).get("face_encoder"),
-        "tables": [
-            _retrieval_table({}, rows, ks, window)
-            for window in ordered((r.get("window") for r in rows), WINDOW_ORDER)
-        ],
+        "tables": [_retrieval_table({}, rows, ks, window) for window in row_windows(rows)],
     }
     return context
 
@@ -390,8 +388,7 @@ def _speaker_retrieval(metrics: Mapping[str, Any]) -> Context:
         "segments": section.get("segments"),
         "per_speaker": f"{as_text(spread.get('min'))} to {as_text(spread.get('max'))}",
         "windows": [
-            (window, _retrieval_table({}, rows, ks, window))
-            for window in ordered((r.get("window") for r in rows), WINDOW_ORDER)
+            (window, _retrieval_table({}, rows, ks, window)) for window in row_windows(rows)
         ],
     }
 
@@ -403,11 +400,7 @@ def _judge(metrics: Mapping[str, Any]) -> Context:
         return {"skipped": reason}
     rows = section_rows(section)
     ks = section_ks(section, rows)
-    nearest = {
-        (r.get("judge"), r.get("predictor")): r.get("own_face_nearest")
-        for r in section.get("nearest") or []
-        if isinstance(r, Mapping)
-    }
+    nearest = nearest_by_judge(section)
     body = []
     for row in rows:
         judge, predictor = row.get("judge"), row.get("predictor")

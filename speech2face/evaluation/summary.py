@@ -21,8 +21,10 @@ from speech2face.evaluation.figures import (
     get_section,
     is_number,
     k_get,
+    nearest_by_judge,
     ordered,
     paper_value,
+    row_windows,
     section_rows,
 )
 
@@ -53,7 +55,7 @@ def summary_table(metrics: Mapping[str, Any]) -> str:
             f"{section.get('pool_size', MISSING)})"
         )
         lines.append(col.format("", "model", "mean face", "chance", "paper"))
-        for window in ordered((r.get("window") for r in rows), WINDOW_ORDER):
+        for window in row_windows(rows):
             cells = []
             for predictor in PREDICTOR_ORDER:
                 row = find_row(rows, window, "cosine", predictor)
@@ -163,11 +165,7 @@ def _summary_judge(metrics: Mapping[str, Any]) -> str:
     section, reason = get_section(metrics, "judge")
     if section is None:
         return f"independent judge: skipped ({reason})"
-    nearest = {
-        (r.get("judge"), r.get("predictor")): r.get("own_face_nearest")
-        for r in section.get("nearest") or []
-        if isinstance(r, Mapping)
-    }
+    nearest = nearest_by_judge(section)
     parts = []
     for name in dict.fromkeys(r.get("judge") for r in section_rows(section)):
         row = next(

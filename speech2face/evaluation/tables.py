@@ -39,6 +39,7 @@ from speech2face.metrics.attributes import (
     PAPER_GENDER_AGREEMENT_F2F,
     age_bin,
 )
+from speech2face.metrics.bootstrap import cluster_index
 from speech2face.metrics.craniofacial import PAPER_CORRELATIONS, PAPER_RANDOM_CORRELATION
 from speech2face.metrics.retrieval import PAPER_RETRIEVAL
 from speech2face.metrics.similarity import PAPER_FEATURE_SIMILARITY
@@ -328,7 +329,8 @@ def speaker_retrieval_table(
     names = list(dict.fromkeys(collected.speakers))
     if len(names) < MIN_POOL_IDENTITIES:
         return {"skipped": f"retrieval among speakers needs at least {MIN_POOL_IDENTITIES}"}
-    index = torch.tensor([names.index(s) for s in collected.speakers])
+    # Each segment's speaker number, in the first-seen order of ``names``.
+    index = torch.from_numpy(cluster_index(collected.speakers, len(collected))[0])
     counts = torch.bincount(index, minlength=len(names)).float()[:, None]
 
     def by_speaker(values: Tensor) -> Tensor:  # (N, D) -> (S, D) per-speaker means

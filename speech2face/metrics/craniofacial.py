@@ -215,11 +215,14 @@ def permutation_null(
     n_permutations: int = 1000,
     seed: int = 0,
     clusters: Sequence[Any] | np.ndarray | None = None,
+    orders: np.ndarray | None = None,  # (P, n) re-pairings already drawn
 ) -> tuple[float, float, float]:
     """``(p, r95, mean_r)`` of Pearson r under random re-pairings of ``y``
     (:func:`permutation_orders`): the two-sided permutation p-value
     ``(1 + #{|r*| >= |r|}) / (1 + P)``, the 95th percentile of ``|r*|``, and the mean r*.
-    ``nan`` for a constant input."""
+    ``nan`` for a constant input. ``orders``: the re-pairings to use, drawn once for several
+    measurements of the same rows (then ``n_permutations``, ``seed`` and ``clusters`` are
+    not used)."""
     a = np.asarray(x, dtype=np.float64).ravel()
     b = np.asarray(y, dtype=np.float64).ravel()
     if a.shape != b.shape or a.size < 3:
@@ -233,10 +236,12 @@ def permutation_null(
     if scale == 0:
         return float("nan"), float("nan"), float("nan")
     r = (a * b).sum() / scale
-    shuffled = (b[permutation_orders(a.size, n_permutations, seed, clusters)] @ a) / scale
+    if orders is None:
+        orders = permutation_orders(a.size, n_permutations, seed, clusters)
+    shuffled = (b[orders] @ a) / scale
     # Ties within rounding count as reaching r (the identity order gives r exactly).
     reach = np.abs(shuffled) >= abs(r) - 1e-12
-    p = (1.0 + reach.sum()) / (1.0 + n_permutations)
+    p = (1.0 + reach.sum()) / (1.0 + len(orders))
     return float(p), float(np.quantile(np.abs(shuffled), 0.95)), float(shuffled.mean())
 
 
@@ -258,9 +263,10 @@ def craniofacial_correlations(
         raise MetricError("reference and predicted landmarks must hold the same faces")
     if n_random < 1:
         raise MetricError(f"n_random must be at least 1, got {n_random}")
+    orders = permutation_orders(n, n_random, seed, clusters)  # (n_random, n)
     out = {}
     for name in CRANIOFACIAL_MEASUREMENTS:
         r, p = pearson(a[name], b[name])
-        p_perm, r95, random_r = permutation_null(a[name], b[name], n_random, seed, clusters)
+        p_perm, r95, random_r = permutation_null(a[name], b[name], n_random, orders=orders)
         out[name] = Correlation(r=r, p=p, random_r=random_r, p_permutation=p_perm, null_r95=r95)
     return out
