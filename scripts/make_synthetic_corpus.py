@@ -21,6 +21,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clips", type=int, default=2, help="segments per speaker (default 2)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
+        "--held-out-clips",
+        type=int,
+        help="segments per speaker that s2f-preprocess will hold out with --val-fraction",
+    )
+    parser.add_argument(
+        "--val-fraction",
+        type=float,
+        default=0.0,
+        help="the source.val_fraction s2f-preprocess will use (with --held-out-clips)",
+    )
+    parser.add_argument(
         "--workers", type=int, default=1, help="processes (default 1; same files for any)"
     )
     parser.add_argument(
@@ -29,6 +40,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.speakers < 1 or args.clips < 1 or args.workers < 1:
         parser.error("--speakers, --clips and --workers must be at least 1")
+    if args.held_out_clips is not None and args.held_out_clips < 1:
+        parser.error("--held-out-clips must be at least 1")
+    if not 0.0 <= args.val_fraction <= 1.0:
+        parser.error("--val-fraction must be in [0, 1]")
 
     from speech2face.data.synthetic import make_corpus
     from speech2face.errors import S2FError
@@ -41,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
             args.seed,
             args.workers,
             sentences=args.sentences,
+            held_out_clips=args.held_out_clips,
+            val_fraction=args.val_fraction,
         )
     except (S2FError, OSError) as error:
         print(f"make_synthetic_corpus: error: {error}", file=sys.stderr)

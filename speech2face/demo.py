@@ -109,7 +109,7 @@ class Demo:
     def __init__(self, cfg: Any) -> None:
         self.cfg = cfg
         self.paths = Paths(Path(require_file_name(cfg.output_dir, "output_dir", "a directory")))
-        for key in ("speakers", "clips_per_speaker", "workers"):
+        for key in ("speakers", "clips_per_speaker", "held_out_clips", "workers"):
             if int(cfg[key]) < 1:
                 raise ConfigError(f"{key} must be at least 1, got {cfg[key]}")
         if int(cfg.speakers) < 5:
@@ -160,6 +160,8 @@ class Demo:
             workers=int(self.cfg.workers),
             fps=int(self.cfg.fps),
             sentences=self.cfg.get("sentences"),
+            held_out_clips=int(self.cfg.held_out_clips),
+            val_fraction=float(self.cfg.val_fraction),
         )
 
     def preprocess(self) -> None:

@@ -36,6 +36,31 @@ def test_same_seed_same_files(tmp_path):
         assert video.read_bytes() == (b.parent / "videos" / video.name).read_bytes()
 
 
+def test_held_out_speakers_get_their_own_number_of_segments(tmp_path):
+    from speech2face.data.sources import speaker_split
+
+    a = make_corpus(tmp_path / "a", num_speakers=2, clips_per_speaker=1, seed=0, fps=5)
+    b = make_corpus(tmp_path / "b", 2, 1, seed=0, fps=5, held_out_clips=3, val_fraction=0.5)
+    speakers = {
+        r["youtube_id"]: r["speaker"] for r in csv.DictReader(b.with_name("labels.csv").open())
+    }
+    splits = {vid: speaker_split(name, 0.5, 0.0) for vid, name in speakers.items()}
+    assert sorted(splits.values()) == ["train", "val"]  # one of each with this seed
+    rows_a, rows_b = list(csv.reader(a.open())), list(csv.reader(b.open()))
+    for vid, split in splits.items():
+        mine = [row for row in rows_b if row[0] == vid]
+        assert len(mine) == (3 if split == "val" else 1)
+        same = (a.parent / "videos" / f"{vid}.mp4").read_bytes() == (
+            b.parent / "videos" / f"{vid}.mp4"
+        ).read_bytes()
+        # the training speaker's video and row are untouched; the held-out one is new
+        assert same == (split == "train")
+        if split == "train":
+            assert mine == [row for row in rows_a if row[0] == vid]
+    with pytest.raises(ValueError, match="held_out_clips"):
+        make_corpus(tmp_path / "c", 2, held_out_clips=0, val_fraction=0.5)
+
+
 def test_fewer_frames_same_voices(tmp_path):
     a = make_corpus(tmp_path / "a", num_speakers=2, clips_per_speaker=1, seed=3)
     b = make_corpus(tmp_path / "b", num_speakers=2, clips_per_speaker=1, seed=3, fps=5)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from speech2face.data.sources.common import speaker_split
 from speech2face.data.speech import engine, load_sentences
 from speech2face.data.synthetic.faces import draw_background, render_frame
 from speech2face.data.synthetic.people import Identity, random_id, random_identity
@@ -130,6 +131,8 @@ def make_corpus(
     workers: int = 1,
     fps: int = FPS,
     sentences: str | Path | None = None,
+    held_out_clips: int | None = None,
+    val_fraction: float = 0.0,
 ) -> Path:
     """Write a small AVSpeech-like corpus; returns the path of its ``clips.csv``.
 
@@ -144,11 +147,21 @@ def make_corpus(
     leaves the voices as they are). ``sentences``: a text file of sentences the speakers
     say, one a line (default: the packaged public-domain list); the speech engine and the
     list are checked before any video is written (:class:`SpeechEngineError`).
+
+    ``held_out_clips``: the number of segments of each speaker that ``s2f-preprocess`` will
+    hold out with ``source.val_fraction=val_fraction`` and no test split (the SHA-256 split
+    of :func:`~speech2face.data.sources.speaker_split` on the speaker's name), so that the
+    evaluation has several segments per unseen speaker while the training speakers keep
+    ``clips_per_speaker``. Every other speaker's video and rows are the same as without it.
     """
     if fps < 1:
         raise ValueError(f"make_corpus needs at least one frame per second, got {fps}")
     if num_speakers < 1 or clips_per_speaker < 1:
         raise ValueError("make_corpus needs at least one speaker and one clip per speaker")
+    if held_out_clips is not None and held_out_clips < 1:
+        raise ValueError(f"held_out_clips must be at least 1, got {held_out_clips}")
+    if not 0.0 <= val_fraction <= 1.0:
+        raise ValueError(f"val_fraction must be in [0, 1], got {val_fraction}")
     if workers < 1:
         raise ValueError(f"make_corpus needs at least one worker, got {workers}")
     lines = load_sentences(sentences)  # a missing or empty list fails here, in one line
@@ -163,8 +176,13 @@ def make_corpus(
         if vid not in ids:
             ids.append(vid)
     people = [random_identity(rng, f"spk{i:04d}", vid) for i, vid in enumerate(ids)]
+
+    def clips_of(person: Identity) -> int:
+        held_out = speaker_split(person.speaker, val_fraction, 0.0) == "val"
+        return held_out_clips if held_out and held_out_clips is not None else clips_per_speaker
+
     jobs = [
-        (videos, person, people[(i + 1) % len(people)], [seed, i], clips_per_speaker, fps, lines)
+        (videos, person, people[(i + 1) % len(people)], [seed, i], clips_of(person), fps, lines)
         for i, person in enumerate(people)
     ]
     if workers == 1:
