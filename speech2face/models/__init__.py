@@ -20,6 +20,8 @@ from speech2face.models.checkpoint import (
     read_checkpoint,
     save_checkpoint,
 )
+from speech2face.models.dlib_encoder import DlibFaceEncoder
+from speech2face.models.dlib_resnet import DlibResNet
 from speech2face.models.face_decoder import (
     DecoderOutput,
     FaceDecoder,
@@ -27,7 +29,6 @@ from speech2face.models.face_decoder import (
     FaceDecoderError,
 )
 from speech2face.models.face_encoder import (
-    DlibFaceEncoder,
     FaceEncoder,
     FaceEncoderError,
     FaceNetConfig,
@@ -59,6 +60,7 @@ __all__ = [
     "CheckpointError",
     "DecoderOutput",
     "DlibFaceEncoder",
+    "DlibResNet",
     "FaceDecoder",
     "FaceDecoderConfig",
     "FaceDecoderError",

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from speech2face.models.dlib_encoder import DlibFaceEncoder
 from speech2face.models.face_encoder import (
-    DlibFaceEncoder,
     FaceEncoder,
     FaceEncoderError,
     FaceNetEncoder,

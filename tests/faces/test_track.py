@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from speech2face.data.synthetic import random_identity, render_frame
+from speech2face.errors import S2FError
 from speech2face.faces import (
     SAME_PERSON_DISTANCE,
     Detection,
@@ -191,3 +192,11 @@ def test_dlib_descriptor_tells_two_rendered_people_apart():
     assert same < SAME_PERSON_DISTANCE and same < other
     track = follow_speaker(detections, 0, (90.0, 160.0), lambda i, d: identity(frames[i], d.box))
     assert track.faces[1] is by_x[1]  # the same person, who moved
+    # dlib's own C++ forward on the same chips: the default PyTorch network agrees with it
+    native = FaceIdentity(backend="dlib")
+    for frame, detection in ((frames[0], start), *((frames[1], d) for d in by_x)):
+        np.testing.assert_allclose(
+            identity(frame, detection.box), native(frame, detection.box), rtol=0, atol=5e-6
+        )
+    with pytest.raises(S2FError, match="backend must be one of torch, dlib"):
+        FaceIdentity(backend="onnx")

@@ -15,20 +15,18 @@ import pytest
 import torch
 
 from speech2face.models.dlib_resnet import (
+    DLIB_CHIP_PADDING,
+    DLIB_CHIP_SIZE,
+    DLIB_DIM,
     DLIB_INPUT_SCALE,
     DlibModelError,
     DlibReader,
     DlibResNet,
     add_zero_filled,
     chips_to_tensor,
-    read_dlib_resnet,
-)
-from speech2face.models.face_encoder import (
-    DLIB_CHIP_PADDING,
-    DLIB_CHIP_SIZE,
-    DLIB_DIM,
     dlib_five_point_path,
     dlib_model_path,
+    read_dlib_resnet,
 )
 from tests.models.faces import real_faces
 

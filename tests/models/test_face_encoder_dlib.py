@@ -49,3 +49,21 @@ def test_dlib_rejects_bad_input(dlib_encoder, tmp_path):
         dlib_encoder.logits(torch.zeros(1, 128))
     with pytest.raises(FaceEncoderError, match="unknown face encoder 'nope'"):
         build_face_encoder("nope")
+
+
+def test_the_pytorch_network_gives_dlibs_own_descriptors(dlib_encoder):
+    # The same crops through dlib's C++ forward: the default backend (DlibResNet) agrees.
+    native = DlibFaceEncoder(backend="dlib")
+    a, b = draw_face(), draw_face(skin=(140, 100, 80), eye_gap=0.03, face_width=0.04)
+    crops = face_batch(a, b)
+    assert dlib_encoder.backend == "torch"
+    torch.testing.assert_close(dlib_encoder(crops), native(crops), rtol=0, atol=5e-6)
+    assert "backend=torch" in repr(dlib_encoder)
+    assert dlib_encoder.state_dict() == {}  # the weights are read from the .dat, not saved
+
+
+def test_dlib_backend_choices_are_checked():
+    with pytest.raises(FaceEncoderError, match="backend must be one of torch, dlib"):
+        DlibFaceEncoder(backend="onnx")
+    with pytest.raises(FaceEncoderError, match="use backend=dlib"):
+        DlibFaceEncoder(num_jitters=3)
