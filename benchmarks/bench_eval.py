@@ -13,7 +13,9 @@ split does not spread) and its per-sample pass alone (the
 :class:`~speech2face.evaluation.collect.Collector` over the samples with every component
 loaded: four audio windows, two portraits, attributes of three images, landmarks and face
 detection on two portraits, the pooling encoder on the S2F portrait, the independent judge
-on three images). The stage lines split one batch of that pass the same way.
+on three images). The stage lines split one batch of that pass the same way; the last line
+sets the pass against its own voice-to-portrait work (every window the rows need, and the
+two portraits), so that what judging adds is read apart from what the rows ask of the voice.
 """
 
 from __future__ import annotations
@@ -165,6 +167,12 @@ def bench_cpu() -> None:
         print(
             f"the four voice windows alone take {voice / reference:.2f}x the reference per "
             f"sample: a pass over them runs at most {reference / voice:.2f} of its rate"
+        )
+        drawing = voice + stages["two portraits"]
+        print(
+            f"voice to portrait for every row (four windows, two portraits): "
+            f"{1 / drawing:.2f} samples/s; the per-sample pass runs at {drawing / per_sample:.3f} "
+            f"of it (the rest is judging: attributes, landmarks, detector, features, judge)"
         )
 
 
