@@ -18,7 +18,7 @@ from functools import partial
 from pathlib import Path
 
 from speech2face.data import ShardDataset, build_loader
-from speech2face.data.media import frame_times, read_frames, read_pcm16
+from speech2face.data.media import MediaError, frame_times, read_frames, read_pcm16
 from speech2face.data.preprocess import (
     PreprocessOptions,
     SegmentProcessor,
@@ -60,7 +60,12 @@ def bench_preprocess(root: Path, source: AVSpeechSource) -> list[Segment]:
         decode_only()
         t_decode = time.perf_counter() - start
         start = time.perf_counter()
-        kept = [processor.process(seg) for seg in segments]
+        kept, skipped = [], []
+        for seg in segments:
+            try:
+                kept.append(processor.process(seg))
+            except MediaError as error:  # as s2f-preprocess: recorded and skipped
+                skipped.append(error.reason)
         t_pipeline = time.perf_counter() - start
         stages = dict(processor.timings)
         start = time.perf_counter()
@@ -68,6 +73,8 @@ def bench_preprocess(root: Path, source: AVSpeechSource) -> list[Segment]:
         t_features = time.perf_counter() - start
     n = len(segments)
     print(f"preprocessing, {n} clips, {FRAMES_PER_CLIP} frames each, 1 process x 1 thread, CPU:")
+    if skipped:
+        print(f"  ({len(skipped)} skipped as s2f-preprocess skips them: {', '.join(skipped)})")
     print(f"  decode + detect + track + crop + landmarks  {n / t_pipeline:7.2f} clips/s per core")
     for stage in ("locate", "audio", "video", "detect", "track", "align"):
         share = stages.get(stage, 0.0) / t_pipeline
