@@ -116,6 +116,7 @@ LAYER_VERSIONS = (1, 2)  # add_layer; version 2 adds params_grad
 INPUT_LAYER_VERSIONS = (2, 3)  # add_layer over the input layer; version 3 adds the expansion
 CONV_MODE = 0  # affine_/bn_ layer_mode: one gamma and beta per channel
 FC_NO_BIAS = 1  # fc_bias_mode
+MAX_DAT_BYTES = 64 * 1024 * 1024  # the largest .dat read (dlib's face ResNet: 22,466,066)
 LEGACY_LOSS_SETTINGS = (0.1, 0.75)  # "loss_metric_" files: margin and distance threshold
 
 
@@ -355,7 +356,10 @@ class DlibReader:
             return -math.inf
         if exponent >= FLOAT_NAN:
             return math.nan
-        return math.ldexp(mantissa, exponent)
+        try:
+            return math.ldexp(mantissa, exponent)
+        except OverflowError:
+            raise self.fail(f"float out of range ({mantissa} * 2**{exponent})") from None
 
     def read_bool(self) -> bool:
         value = self.take(1)
@@ -551,6 +555,12 @@ def read_dlib_resnet(path: str | os.PathLike | None = None) -> DlibResNetFile:
     path = os.fspath(path) if path is not None else dlib_model_path()
     try:
         with open(path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if size > MAX_DAT_BYTES:  # bounded before reading: the file is 22.5 MB
+                raise DlibModelError(
+                    f"dlib model {path} is {size:,} bytes; dlib's face ResNet is about "
+                    f"22.5 MB (at most {MAX_DAT_BYTES:,} read)"
+                )
             data = handle.read()
     except OSError as error:
         raise DlibModelError(f"cannot read dlib model {path}: {error}") from error

@@ -19,6 +19,7 @@ from speech2face.models.dlib_resnet import (
     DLIB_CHIP_SIZE,
     DLIB_DIM,
     DLIB_INPUT_SCALE,
+    MAX_DAT_BYTES,
     DlibModelError,
     DlibReader,
     DlibResNet,
@@ -131,6 +132,11 @@ def test_the_file_is_read_whole(tmp_path):
             read_dlib_resnet(tmp_path / name)
     with pytest.raises(DlibModelError, match="cannot read"):
         read_dlib_resnet(tmp_path / "missing.dat")
+    huge = tmp_path / "huge.dat"  # sparse: its size is refused before any byte is read
+    with open(huge, "wb") as handle:
+        handle.truncate(MAX_DAT_BYTES + 1)
+    with pytest.raises(DlibModelError, match="about 22.5 MB"):
+        read_dlib_resnet(huge)
 
 
 def test_reader_decodes_dlibs_scalars():
@@ -150,6 +156,8 @@ def test_reader_decodes_dlibs_scalars():
     assert reader(b"\x03\x0a\xd7\xa3\x81\x1c").read_float() == float(np.float32(0.04))
     assert reader(b"\x81\x03\x01\x01").read_float() == -6.0
     assert reader(b"\x01\x00\x02\x00\x7d").read_float() == float("inf")  # exponent 32000
+    with pytest.raises(DlibModelError, match="float out of range"):
+        reader(b"\x01\x01\x02\x00\x10").read_float()  # 1 * 2**4096
     with pytest.raises(DlibModelError, match="old text format"):
         reader(b"1.5 ").read_float()
     # Bools are ASCII, strings are a length and bytes.
