@@ -38,7 +38,6 @@ from speech2face.faces.detect import (
 )
 
 __all__ = [
-    "CHIP_PADDING",
     "SAME_PERSON_DISTANCE",
     "FaceIdentity",
     "IdentityFn",
@@ -61,7 +60,6 @@ __all__ = [
 # in the background (0.33) until those were excluded. In 60 synthetic segments searched with
 # 3, 5 and 8 frames (767 frames after the start), no bystander was taken for the speaker.
 SAME_PERSON_DISTANCE = 0.5
-CHIP_PADDING = 0.25  # dlib's default margin around the aligned points of its 150x150 chip
 
 # (frame index, detection) -> (D,) float descriptor; called once per confident detection.
 IdentityFn = Callable[[int, Detection], np.ndarray]
@@ -221,16 +219,11 @@ class FaceIdentity:
         import dlib
 
         from speech2face.models.dlib_resnet import (
-            DLIB_BACKENDS,
-            DlibResNet,
+            DlibDescriber,
             dlib_five_point_path,
             dlib_model_path,
         )
 
-        if backend not in DLIB_BACKENDS:
-            raise S2FError(
-                f"face identity backend must be one of {', '.join(DLIB_BACKENDS)}, got {backend!r}"
-            )
         predictor = os.fspath(predictor_path or dlib_five_point_path())
         model = os.fspath(model_path or dlib_model_path())
         for path in (predictor, model):
@@ -238,11 +231,7 @@ class FaceIdentity:
                 raise S2FError(f"dlib model not found: {path}")
         self._dlib = dlib
         self._predictor = dlib.shape_predictor(predictor)
-        self.backend = backend
-        if backend == "dlib":
-            self._model = dlib.face_recognition_model_v1(model)
-        else:
-            self._net = DlibResNet.from_dat(model)
+        self._describer = DlibDescriber(model, backend)
 
     def __call__(self, frame: np.ndarray, box: np.ndarray) -> np.ndarray:
         """``frame``: ``(H, W, 3)`` uint8 RGB; ``box``: ``(4,)`` x0, y0, x1, y1 pixels
@@ -252,10 +241,4 @@ class FaceIdentity:
             raise ValueError(f"frame must be (H, W, 3) uint8 RGB, got {frame.shape}")
         x0, y0, x1, y1 = (int(round(float(v))) for v in np.asarray(box)[:4])
         shape = self._predictor(frame, self._dlib.rectangle(x0, y0, x1, y1))
-        if self.backend == "dlib":
-            vector = self._model.compute_face_descriptor(frame, shape, 0, CHIP_PADDING)
-            return np.asarray(vector, dtype=np.float32)
-        from speech2face.models.dlib_resnet import DLIB_CHIP_SIZE
-
-        chip = self._dlib.get_face_chip(frame, shape, size=DLIB_CHIP_SIZE, padding=CHIP_PADDING)
-        return self._net.describe([chip])[0]
+        return self._describer([frame], [shape])[0]

@@ -12,12 +12,8 @@ import torch
 from torch import Tensor
 
 from speech2face.models.dlib_resnet import (
-    DLIB_BACKENDS,
-    DLIB_CHIP_PADDING,
-    DLIB_CHIP_SIZE,
     DLIB_DIM,
-    DlibResNet,
-    chips_to_tensor,
+    DlibDescriber,
     dlib_five_point_path,
     dlib_model_path,
 )
@@ -71,11 +67,6 @@ class DlibFaceEncoder(FaceEncoder):
     ) -> None:
         super().__init__()
         self.check_dim(dim)
-        if backend not in DLIB_BACKENDS:
-            raise FaceEncoderError(
-                f"dlib face encoder backend must be one of {', '.join(DLIB_BACKENDS)}, "
-                f"got {backend!r}"
-            )
         if int(num_jitters) > 1 and backend != "dlib":
             raise FaceEncoderError(
                 f"num_jitters={num_jitters} is dlib's own augmentation: use backend=dlib"
@@ -102,11 +93,7 @@ class DlibFaceEncoder(FaceEncoder):
     def _build(self) -> None:
         import dlib
 
-        if self.backend == "dlib":
-            self._net = dlib.face_recognition_model_v1(self.model_path)
-        else:
-            # Not a submodule: the weights are read from the .dat, not saved in state_dict().
-            object.__setattr__(self, "_net", DlibResNet.from_dat(self.model_path))
+        self._describer = DlibDescriber(self.model_path, self.backend)
         self._predictor = dlib.shape_predictor(self.predictor_path)
 
     @staticmethod
@@ -135,26 +122,15 @@ class DlibFaceEncoder(FaceEncoder):
         crops = self.to_uint8(images)
         if not crops:
             return images.new_zeros((0, self.dim))
-        import dlib
-
-        chips = [
-            dlib.get_face_chip(crop, shape, size=DLIB_CHIP_SIZE, padding=DLIB_CHIP_PADDING)
-            for crop, shape in zip(crops, self.face_shapes(crops), strict=True)
-        ]
-        if self.backend == "dlib":
-            descriptors = self._net.compute_face_descriptor(chips, num_jitters=self.num_jitters)
-            features = np.asarray([np.asarray(d, dtype=np.float32) for d in descriptors])
-            return torch.from_numpy(features).to(device=images.device, dtype=images.dtype)
-        net = self._net.to(images.device)
-        features = torch.cat(  # one chip at a time: the same output in any batch
-            [net(chips_to_tensor([chip]).to(images.device)) for chip in chips]
-        )  # (B, 128)
-        return features.to(dtype=images.dtype)
+        features = self._describer(  # (B, 128)
+            crops, self.face_shapes(crops), self.num_jitters, images.device
+        )
+        return torch.from_numpy(features).to(device=images.device, dtype=images.dtype)
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         # dlib's objects do not pickle; they are rebuilt from the paths.
-        state.pop("_net", None)
+        state.pop("_describer", None)
         state.pop("_predictor", None)
         return state
 

